@@ -1,0 +1,54 @@
+"""Command line: ``python -m ecgbook {data,run,build} [--profile P]``.
+
+``data``   download (or copy from ``$ECGBOOK_MIRROR``) every dataset the book uses, verified.
+``run``    execute the chapters of a profile with papermill (``--chapters`` to pick some).
+``build``  ``run``, then build the HTML from the executed notebooks (``--no-run`` to skip execution).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import book
+from .profiles import PROFILE_NAMES
+
+
+def download_all() -> None:
+    """Fetch the datasets used by the chapters (PTB-XL 100 Hz records present at the source, MIT-BIH)."""
+    from .data.mitdb import MITBIH
+    from .data.ptbxl import PTBXL
+
+    print(PTBXL().summary())
+    print(f"MIT-BIH Arrhythmia: {len(MITBIH().records)} records")
+    try:
+        from .data.cinc2017 import CinC2017
+        print(f"PhysioNet/CinC Challenge 2017: {len(CinC2017().records)} records")
+    except ImportError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ecgbook", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=("data", "run", "build"))
+    parser.add_argument("--profile", default="tutorial", choices=PROFILE_NAMES)
+    parser.add_argument("--chapters", nargs="*", help="execute only chapters whose file name contains one of these")
+    parser.add_argument("--no-run", action="store_true", help="build: reuse the executed notebooks")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "data":
+            download_all()
+            return 0
+        stage = book.execute(args.profile, args.chapters) if not args.no_run else \
+            book.config.project_root() / "_build" / "stage" / args.profile
+        if args.command == "build":
+            index = book.build_html(stage, book.output_dir(args.profile))
+            print(f"[ecgbook] book ({args.profile}) at {index}")
+    except (RuntimeError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

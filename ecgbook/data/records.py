@@ -1,0 +1,122 @@
+"""Reading one WFDB record into memory, with the checks every dataset reader relies on.
+
+All readers of :mod:`ecgbook.data` return signals as ``float32`` arrays of shape
+``(leads, samples)`` in millivolts, with the lead names of the header in the
+book's canonical spelling (``I, II, III, aVR, aVL, aVF, V1 … V6``; MIT-BIH's
+modified limb lead ``MLII`` keeps its name).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import wfdb
+
+#: The twelve standard leads in the conventional order.
+STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+#: Other lead names that occur in the databases of this book (Holter and single-lead devices).
+OTHER_LEADS = ("MLII", "MLIII", "ML1", "V", "ECG", "X", "Y", "Z", "VX", "VY", "VZ")
+_CANONICAL = {name.upper(): name for name in STANDARD_LEADS + OTHER_LEADS}
+
+
+class RecordError(ValueError):
+    """A record is unreadable or inconsistent; the message names the file and what is wrong."""
+
+
+@dataclass
+class Record:
+    """One ECG record.
+
+    Attributes
+    ----------
+    name: record name (file stem).
+    signal: ``(leads, samples)`` float32, mV.
+    fs: sampling frequency in Hz.
+    leads: lead names, canonical spelling, one per row of ``signal``.
+    path: path of the record without extension.
+    comments: the header's comment lines (``#Age: 49`` …) without the ``#``.
+    """
+
+    name: str
+    signal: np.ndarray
+    fs: float
+    leads: list[str]
+    path: Path
+    comments: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.signal.shape[1] / self.fs
+
+
+def canonical_lead(name: str, where: str = "") -> str:
+    """Return the canonical spelling of a lead name (``AVR`` → ``aVR``).
+
+    Raises :class:`RecordError` naming ``where`` for a name that is no known lead.
+    """
+    key = name.strip().upper()
+    if key not in _CANONICAL:
+        raise RecordError(f"{where}: unknown lead name {name!r} (known: {', '.join(STANDARD_LEADS + OTHER_LEADS)})")
+    return _CANONICAL[key]
+
+
+def read_record(path: str | Path, *, expected_fs: float | None = None,
+                leads: list[str] | tuple[str, ...] | None = None) -> Record:
+    """Read a WFDB record (``.hea`` + ``.dat``/``.mat``) as a :class:`Record` in mV.
+
+    Parameters
+    ----------
+    path:
+        Record path with or without the ``.hea`` extension.
+    expected_fs:
+        If given, the header's sampling frequency must equal it (Hz).
+    leads:
+        If given, return only these leads, in this order.
+
+    Raises
+    ------
+    RecordError
+        The header is missing or malformed, the signal file is missing, truncated or disagrees
+        with the header (sample count, channel count), the signal holds NaNs, a lead name is
+        unknown, a requested lead is absent, or the sampling frequency is not ``expected_fs``.
+    """
+    path = Path(path)
+    if path.suffix == ".hea":
+        path = path.with_suffix("")
+    header = path.with_suffix(".hea")
+    if not header.is_file():
+        raise RecordError(f"{header}: header file not found")
+    try:
+        rec = wfdb.rdrecord(str(path), physical=True)
+    except Exception as exc:  # wfdb raises many types for corrupt files
+        raise RecordError(f"{header}: cannot read record ({type(exc).__name__}: {exc})") from exc
+    signal = rec.p_signal
+    if signal is None or signal.ndim != 2:
+        raise RecordError(f"{header}: no signal could be read")
+    if rec.sig_len is not None and signal.shape[0] != rec.sig_len:
+        raise RecordError(f"{header}: header announces {rec.sig_len} samples but the signal file holds {signal.shape[0]}")
+    if signal.shape[1] != rec.n_sig:
+        raise RecordError(f"{header}: header announces {rec.n_sig} leads but the signal file holds {signal.shape[1]}")
+    names = [canonical_lead(n, str(header)) for n in rec.sig_name]
+    units = {u.strip().lower() for u in (rec.units or []) if u}
+    scale = 1.0
+    if units == {"uv"}:
+        scale = 1e-3
+    elif units and units != {"mv"}:
+        raise RecordError(f"{header}: unexpected signal units {sorted(units)} (expected mV)")
+    if expected_fs is not None and abs(float(rec.fs) - float(expected_fs)) > 1e-6:
+        raise RecordError(f"{header}: sampling frequency is {rec.fs} Hz, expected {expected_fs} Hz")
+    data = (signal.T * scale).astype(np.float32)
+    bad = np.isnan(data).any(axis=1)
+    if bad.any():
+        raise RecordError(f"{header}: signal contains NaN in lead(s) {[names[i] for i in np.flatnonzero(bad)]}")
+    if leads is not None:
+        missing = [lead for lead in leads if lead not in names]
+        if missing:
+            raise RecordError(f"{header}: lead(s) {missing} missing (record has {names})")
+        data = data[[names.index(lead) for lead in leads]]
+        names = list(leads)
+    return Record(name=path.name, signal=data, fs=float(rec.fs), leads=names, path=path,
+                  comments=list(rec.comments or []))

@@ -1,0 +1,1 @@
+"""Models of the book, in plain torch (no torchvision): see the submodules."""

@@ -1,0 +1,69 @@
+"""Run profiles: named sets of papermill parameters for every chapter.
+
+``smoke``
+    CI on CPU in minutes: tiny data, one or two epochs. Proves the plumbing only; its numbers mean
+    nothing, and the rendered pages say so.
+``tutorial`` (default)
+    All the data of the offline mirror (e.g. 1,987 PTB-XL records), real numbers, minutes on a GPU.
+``paper``
+    The papers' full protocols on the full datasets, for users who have downloaded them.
+
+A chapter's parameters cell sets ``profile = "tutorial"`` and every other parameter to ``None``;
+:func:`resolve` fills each ``None`` from the profile, so ``papermill -p profile smoke`` is enough,
+and ``-p epochs 3`` overrides one value.
+"""
+from __future__ import annotations
+
+PROFILE_NAMES = ("smoke", "tutorial", "paper")
+
+DESCRIPTIONS = {
+    "smoke": "CI plumbing check on CPU with tiny data and 1-2 epochs: the numbers on this page mean nothing.",
+    "tutorial": "All records of the offline mirror; real numbers from a short training budget.",
+    "paper": "The paper's full protocol on the full datasets.",
+}
+
+PROFILES: dict[str, dict[str, dict]] = {
+    "smoke": {
+        "primer": {"max_records": 300, "mitdb_records": 4},
+        "baseline": {"max_records": 400, "tasks": ["superdiagnostic"], "epochs": 1, "batch_size": 64,
+                     "lr": 1e-2, "n_boot": 50, "seed": 0},
+    },
+    "tutorial": {
+        "primer": {"max_records": None, "mitdb_records": 48},
+        "baseline": {"max_records": None, "tasks": ["superdiagnostic", "rhythm", "all"], "epochs": 30,
+                     "batch_size": 64, "lr": 1e-2, "n_boot": 1000, "seed": 0},
+    },
+    "paper": {
+        "primer": {"max_records": None, "mitdb_records": 48},
+        "baseline": {"max_records": None,
+                     "tasks": ["all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm"],
+                     "epochs": 50, "batch_size": 128, "lr": 1e-2, "n_boot": 1000, "seed": 0},
+    },
+}
+
+
+def resolve(chapter: str, profile: str, **given) -> dict:
+    """The chapter's parameters: the profile's values, overridden by every ``given`` value that is not ``None``.
+
+    Returns a dict that includes ``profile``. Raises ``ValueError`` for an unknown profile or chapter.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILE_NAMES}")
+    if chapter not in PROFILES[profile]:
+        raise ValueError(f"profile {profile!r} has no parameters for chapter {chapter!r}")
+    params = dict(PROFILES[profile][chapter])
+    unknown = [k for k in given if k not in params]
+    if unknown:
+        raise ValueError(f"chapter {chapter!r} has no parameter(s) {unknown}; known: {sorted(params)}")
+    params.update({k: v for k, v in given.items() if v is not None})
+    params["profile"] = profile
+    return params
+
+
+def banner(profile: str) -> str:
+    """A Markdown admonition saying which profile produced the page (a warning for ``smoke``)."""
+    if profile == "smoke":
+        return (":::{warning}\nThis page was executed with the **smoke** profile (CI on CPU, tiny data, "
+                "one epoch). Its numbers **mean nothing**: they only prove the code runs. See the "
+                "`tutorial` build for real results.\n:::")
+    return f":::{{note}}\nExecuted with the **{profile}** profile: {DESCRIPTIONS[profile]}\n:::"
