@@ -25,8 +25,12 @@ from . import config
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
 
 
-def chapter_files(root: Path | None = None) -> list[Path]:
-    """The chapter text files listed in ``_toc.yml``, in order (pages without code included)."""
+def chapter_files(root: Path | None = None, strict: bool = True) -> list[Path]:
+    """The chapter text files listed in ``_toc.yml``, in order (pages without code included).
+
+    Raises ``FileNotFoundError`` for a listed chapter without a file, unless ``strict`` is false
+    (then it is left out).
+    """
     root = root or config.project_root()
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     names = [toc["root"]]
@@ -44,6 +48,8 @@ def chapter_files(root: Path | None = None) -> list[Path]:
     files = []
     for name in names:
         matches = [root / f"{name}{ext}" for ext in (".md", ".py", ".ipynb") if (root / f"{name}{ext}").exists()]
+        if not matches and not strict:
+            continue
         if not matches:
             raise FileNotFoundError(f"_toc.yml lists {name!r} but no {name}.md/.py/.ipynb exists")
         files.append(matches[0])
@@ -75,7 +81,7 @@ def execute(profile: str, chapters: list[str] | None = None, root: Path | None =
             shutil.copy2(root / name, stage / name)
     os.environ["ECGBOOK_PROGRESS"] = "0"
     os.environ["ECGBOOK_PROFILE"] = profile
-    for src in chapter_files(root):
+    for src in chapter_files(root, strict=not chapters):
         rel = src.relative_to(root)
         (stage / rel.parent).mkdir(parents=True, exist_ok=True)
         if not is_notebook(src):
@@ -83,8 +89,6 @@ def execute(profile: str, chapters: list[str] | None = None, root: Path | None =
             continue
         out = stage / rel.with_suffix(".ipynb")
         if chapters and not any(c in src.stem for c in chapters):
-            if not out.exists():
-                raise RuntimeError(f"{out} does not exist: execute {src.stem} once before skipping it")
             continue
         nb = jupytext.read(src)
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -107,8 +111,14 @@ def execute(profile: str, chapters: list[str] | None = None, root: Path | None =
 def build_html(stage: Path, dest: Path) -> Path:
     """Build the staged book with Jupyter Book (``-W -n --keep-going``) and copy the HTML to ``dest``.
 
-    Raises ``RuntimeError`` when the build fails or emits a Sphinx warning.
+    Raises ``RuntimeError`` when a chapter has not been executed into ``stage``, or when the build
+    fails or emits a Sphinx warning.
     """
+    root = config.project_root()
+    unexecuted = [f.relative_to(root) for f in chapter_files(root) if is_notebook(f)
+                  and not (stage / f.relative_to(root).with_suffix(".ipynb")).exists()]
+    if unexecuted:
+        raise RuntimeError(f"not executed into {stage}: {[str(u) for u in unexecuted]}; run them first")
     executable = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(executable) if executable.exists() else "jupyter-book", "build", str(stage), "--path-output", str(stage),
            "-W", "-n", "--keep-going"]

@@ -48,20 +48,74 @@ class Prepared:
         return {"train": len(self.X_train), "val": len(self.X_val), "test": len(self.X_test)}
 
 
+def prepare_arrays(X: np.ndarray, Y: np.ndarray, splits: dict[str, np.ndarray], classes: list[str],
+                   fs: int, what: str = "dataset") -> Prepared:
+    """Split ``X (records, leads, samples)`` / ``Y (records, classes)`` by the index arrays
+    ``splits["train"|"val"|"test"]`` and standardise per lead with training statistics only.
+
+    Raises ``ValueError`` naming ``what`` when a split is empty or the splits overlap.
+    """
+    empty = [name for name in ("train", "val", "test") if len(splits.get(name, [])) == 0]
+    if empty:
+        raise ValueError(f"{what}: no records in split(s) {empty} among the {len(Y)} present")
+    ids = [set(map(int, splits[name])) for name in ("train", "val", "test")]
+    if ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2]:
+        raise ValueError(f"{what}: train, validation and test splits overlap")
+    parts = {name: np.asarray(X[splits[name]], dtype=np.float32) for name in ("train", "val", "test")}
+    scaler = Standardizer().fit(parts["train"])
+    return Prepared(scaler.transform(parts["train"]), Y[splits["train"]], scaler.transform(parts["val"]),
+                    Y[splits["val"]], scaler.transform(parts["test"]), Y[splits["test"]], list(classes), scaler, fs)
+
+
 def prepare(task: PTBXLTask) -> Prepared:
     """Split ``task`` by ``strat_fold`` (1–8 / 9 / 10) and standardise per lead with train statistics.
 
     Raises ``ValueError`` when a split is empty (e.g. a very small subset of records).
     """
-    parts = {name: task.split(name) for name in ("train", "val", "test")}
-    empty = [name for name, idx in parts.items() if len(idx) == 0]
-    if empty:
-        raise ValueError(f"PTB-XL {task.task}: no records in split(s) {empty} among the {len(task.Y)} present")
-    X = {name: np.asarray(task.X[idx]) for name, idx in parts.items()}
-    scaler = Standardizer().fit(X["train"])
-    return Prepared(scaler.transform(X["train"]), task.Y[parts["train"]], scaler.transform(X["val"]),
-                    task.Y[parts["val"]], scaler.transform(X["test"]), task.Y[parts["test"]],
-                    task.classes, scaler, task.fs)
+    splits = {name: task.split(name) for name in ("train", "val", "test")}
+    return prepare_arrays(task.X, task.Y, splits, task.classes, task.fs, what=f"PTB-XL {task.task}")
+
+
+def multilabel_folds(Y: np.ndarray, k: int = 10, seed: int = 0) -> np.ndarray:
+    """Assign records to ``k`` folds by iterative stratification of multi-label data.
+
+    Sechidis, Tsoumakas, Vlahavas, "On the stratification of multi-label data", ECML PKDD 2011
+    (Algorithm 1), the method behind PTB-XL's ``strat_fold``: repeatedly take the label with the
+    fewest remaining records and deal its records to the folds that most lack it (ties: the fold
+    that most lacks records, then at random). Records without labels are dealt last by size.
+
+    ``Y``: ``(records, classes)`` 0/1. Returns ``(records,)`` fold numbers 1..k. Raises
+    ``ValueError`` when there are fewer records than folds.
+    """
+    Y = np.asarray(Y).astype(bool)
+    n = len(Y)
+    if n < k:
+        raise ValueError(f"multilabel_folds: {n} records cannot fill {k} folds")
+    rng = np.random.default_rng(seed)
+    want_records = np.full(k, n / k)
+    want_labels = np.outer(np.full(k, 1 / k), Y.sum(0)).astype(float)
+    fold = np.zeros(n, dtype=int)
+    left = np.ones(n, dtype=bool)
+    while left.any():
+        counts = Y[left].sum(0)
+        if counts.sum() == 0:
+            break
+        label = int(np.argmin(np.where(counts > 0, counts, np.iinfo(np.int64).max)))
+        for i in rng.permutation(np.flatnonzero(left & Y[:, label])):
+            need = want_labels[:, label]
+            best = np.flatnonzero(need == need.max())
+            if len(best) > 1:
+                best = best[want_records[best] == want_records[best].max()]
+            f = int(rng.choice(best))
+            fold[i] = f + 1
+            left[i] = False
+            want_labels[f] -= Y[i]
+            want_records[f] -= 1
+    for i in rng.permutation(np.flatnonzero(left)):
+        f = int(rng.choice(np.flatnonzero(want_records == want_records.max())))
+        fold[i] = f + 1
+        want_records[f] -= 1
+    return fold
 
 
 def random_crop(length: int) -> Callable:
@@ -73,6 +127,13 @@ def val_auroc(y_true: np.ndarray, scores: np.ndarray) -> float:
     """Macro AUROC for epoch selection (classes without positives in validation are left out)."""
     value = macro_auroc(y_true, scores).value
     return value if np.isfinite(value) else 0.0
+
+
+def window_scorer(fs: float, window_s: float = 2.5) -> Callable:
+    """``scorer(model, X, device=None) -> (records, classes)``: max of sigmoid scores over windows of
+    ``window_s`` seconds with 50 % overlap (the benchmark's test-time aggregation)."""
+    window = int(round(window_s * fs))
+    return partial(predict, window=window, stride=window // 2, aggregate="max")
 
 
 @dataclass
@@ -87,22 +148,23 @@ class RunOutput:
 
 def train_and_test(build: Callable[[], nn.Module], data: Prepared, *, epochs: int, batch_size: int, lr: float, seed: int,
                    window_s: float = 2.5, loss_fn: Callable | None = None, patience: int | None = 10,
-                   checkpoint_dir: str | Path | None = None, device: str | None = None) -> RunOutput:
+                   checkpoint_dir: str | Path | None = None, device: str | None = None,
+                   on_epoch_end: Callable | None = None) -> RunOutput:
     """Build a model (after seeding, so its initial weights depend on ``seed`` only), train it on
     random ``window_s`` crops, keep the best validation epoch, and score val and test.
 
-    ``build()`` returns the untrained model. Scores are sigmoid outputs aggregated (max) over windows of ``window_s`` seconds with 50 %
+    ``build()`` returns the untrained model; ``on_epoch_end`` is passed to :func:`ecgbook.train.fit`. Scores are sigmoid outputs aggregated (max) over windows of ``window_s`` seconds with 50 %
     overlap, shape ``(records, classes)``.
     """
     seed_everything(seed)
     model = build()
     window = int(round(window_s * data.fs))
-    scorer = partial(predict, window=window, stride=window // 2, aggregate="max")
+    scorer = window_scorer(data.fs, window_s)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience,
                       checkpoint_dir=checkpoint_dir, device=device)
     result = fit(model, ArrayDataset(data.X_train, data.Y_train, transform=random_crop(window), seed=seed),
                  data.X_val, data.Y_val, score_fn=val_auroc, cfg=cfg, loss_fn=loss_fn,
-                 predict_fn=lambda m, X, dev: scorer(m, X, device=dev))
+                 predict_fn=lambda m, X, dev: scorer(m, X, device=dev), on_epoch_end=on_epoch_end)
     return RunOutput(model, result, scorer(model, data.X_val, device=device), scorer(model, data.X_test, device=device))
 
 

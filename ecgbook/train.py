@@ -90,13 +90,17 @@ def logits_of(output) -> torch.Tensor:
 
 @torch.no_grad()
 def predict(model: nn.Module, X: np.ndarray, *, window: int | None = None, stride: int | None = None,
-            aggregate: str = "max", batch_size: int = 256, device: torch.device | str | None = None) -> np.ndarray:
+            aggregate: str = "max", batch_size: int = 256, device: torch.device | str | None = None,
+            select: Callable | None = None) -> np.ndarray:
     """Sigmoid scores of ``model`` for records ``X`` ``(records, leads, samples)`` → ``(records, classes)``.
 
     With ``window`` (samples), each record is cut into windows of that length every ``stride``
     samples (default ``window // 2``) and the windows' scores are aggregated by ``max`` or ``mean``,
     as the PTB-XL benchmark does at test time (2.5-s windows, stride 1.25 s, max).
+    ``select(output) -> logits`` picks the logits from the model's output (default :func:`logits_of`;
+    e.g. one head of a two-head model).
     """
+    select = select or logits_of
     device = pick_device(device) if not isinstance(device, torch.device) else device
     model.eval().to(device)
     n, _, samples = X.shape
@@ -111,7 +115,7 @@ def predict(model: nn.Module, X: np.ndarray, *, window: int | None = None, strid
     out = []
     for lo in range(0, n, batch_size):
         batch = torch.as_tensor(np.asarray(X[lo:lo + batch_size], dtype=np.float32), device=device)
-        scores = torch.stack([torch.sigmoid(logits_of(model(batch[..., s:s + window])).float()) for s in starts])
+        scores = torch.stack([torch.sigmoid(select(model(batch[..., s:s + window])).float()) for s in starts])
         out.append((scores.amax(0) if aggregate == "max" else scores.mean(0)).cpu().numpy())
     return np.concatenate(out)
 
@@ -157,7 +161,8 @@ def _default_loss(output, y):
 
 def fit(model: nn.Module, train_set: Dataset, val_X: np.ndarray, val_Y: np.ndarray, *,
         score_fn: Callable[[np.ndarray, np.ndarray], float], cfg: TrainConfig | None = None,
-        loss_fn: Callable | None = None, predict_fn: Callable | None = None) -> TrainResult:
+        loss_fn: Callable | None = None, predict_fn: Callable | None = None,
+        on_epoch_end: Callable[[int, nn.Module], dict] | None = None) -> TrainResult:
     """Train ``model``; keep (and load back) the weights of the best validation epoch.
 
     Parameters
@@ -172,6 +177,9 @@ def fit(model: nn.Module, train_set: Dataset, val_X: np.ndarray, val_Y: np.ndarr
         ``loss_fn(output, y) -> loss`` or ``(loss, parts: dict)``; default BCE on logits.
     predict_fn:
         ``predict_fn(model, val_X, device) -> scores (records, classes)``; default :func:`predict`.
+    on_epoch_end:
+        ``on_epoch_end(epoch, model) -> dict`` of extra numbers stored in that epoch's history row
+        (e.g. a diagnostic that must not drive selection). It never influences the kept epoch.
 
     Returns
     -------
@@ -247,6 +255,9 @@ def fit(model: nn.Module, train_set: Dataset, val_X: np.ndarray, val_Y: np.ndarr
         row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss, "val_score": score,
                "epoch_time_s": epoch_time, "lr": scheduler.get_last_lr()[0],
                **{f"train_{k}": v / max(len(losses), 1) for k, v in parts_sum.items()}}
+        if on_epoch_end is not None:
+            row.update(on_epoch_end(epoch, model))
+            model.train()
         result.history.append(row)
         improved = score > result.best_score
         if improved:

@@ -236,3 +236,15 @@ def test_challenge_score_with_official_weights(folder, challenge_samples, tables
     assert challenge_score(y_true, inactive, t.weights, t.classes, t.normal_class) == pytest.approx(0.0)
     nothing = challenge_score(y_true, np.zeros_like(y_true), t.weights, t.classes)
     assert nothing < 0  # predicting no class is worse than always predicting sinus rhythm
+
+
+def test_read_cpsc2018_samples(challenge_samples):
+    from ecgbook.data.challenge import CPSC2018_CLASSES, read_cpsc2018
+
+    X, Y, names = read_cpsc2018(challenge_samples / "cpsc_2018", fs=100, seconds=10)
+    assert X.shape == (len(names), 12, 1000) and X.dtype == np.float32
+    assert Y.shape == (len(names), 9) and set(np.unique(Y)) <= {0, 1}
+    assert len(names) == 10 and Y.sum(1).min() >= 1
+    assert list(CPSC2018_CLASSES)[0] == "Normal"
+    # A0002's header: #Dx 426783006 (normal sinus rhythm) -> the Normal class only
+    assert Y[names.index("A0002")].tolist() == [1, 0, 0, 0, 0, 0, 0, 0, 0]

@@ -575,3 +575,22 @@ def read_challenge_folder(folder: str | Path, tables: ScoringTables | None = Non
     if tables is not None:
         out.labels = np.stack(hots)
     return out
+
+
+def read_cpsc2018(folder: str | Path, *, fs: float = 100.0, seconds: float = 10.0) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """CPSC2018 in the Challenge 2020 format (``training/cpsc_2018/``) as a multi-label dataset.
+
+    Each record is resampled to ``fs`` Hz and cut to its first ``seconds`` s (zero-padded when
+    shorter), the MRM-Net / PTB-XL-benchmark input; labels are the nine CPSC2018 classes
+    (:data:`CPSC2018_CLASSES`) from the ``#Dx`` codes. Records with none of the nine are dropped.
+
+    Returns ``(X (records, 12, fs·seconds) float32 mV, Y (records, 9) uint8, names)``.
+    Raises ``FileNotFoundError`` for a folder without records, and the errors of
+    :func:`read_challenge_folder` for faulty records (naming the file).
+    """
+    from .records import STANDARD_LEADS
+
+    data = read_challenge_folder(folder, fs=fs, seconds=seconds, leads=STANDARD_LEADS)
+    Y = np.stack([cpsc2018_labels(dx) for dx in data.dx]).astype(np.uint8)
+    keep = Y.any(axis=1)
+    return data.array()[keep], Y[keep], [n for n, k in zip(data.names, keep) if k]

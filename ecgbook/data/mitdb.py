@@ -224,7 +224,6 @@ class MITBIH:
             The files are unreadable or truncated, or the record is not a 360 Hz two-lead record.
         """
         path = self._path(name)
-        self._check_size(path)
         record = read_record(path, expected_fs=FS)
         if len(record.leads) != 2:
             raise RecordError(f"{path.with_suffix('.hea')}: expected 2 leads, found {record.leads}")
@@ -237,23 +236,6 @@ class MITBIH:
             return wfdb.rdheader(str(path))
         except Exception as exc:  # wfdb raises many types for corrupt files
             raise RecordError(f"{path.with_suffix('.hea')}: cannot read header ({type(exc).__name__}: {exc})") from exc
-
-    def _check_size(self, path: Path) -> None:
-        """Raise RecordError naming the ``.dat`` when it is shorter than its header announces.
-
-        Every MIT-BIH record stores both signals interleaved in one format-212 file (12 bits per
-        sample, 3 bytes per pair of samples), so the expected size is ``sig_len * n_sig * 3 / 2``.
-        """
-        header = self._header(path.name)
-        if set(header.fmt or []) != {"212"} or len(set(header.file_name)) != 1:
-            return
-        dat = path.parent / header.file_name[0]
-        expected = (header.sig_len * header.n_sig * 3 + 1) // 2
-        size = dat.stat().st_size if dat.is_file() else 0
-        if size < expected:
-            raise RecordError(f"{dat}: signal file truncated or missing: holds {size} bytes, but its header "
-                              f"announces {header.sig_len} samples x {header.n_sig} leads in format 212 "
-                              f"({expected} bytes)")
 
     def _annotations(self, name: str | int) -> wfdb.Annotation:
         path = self._path(name)

@@ -62,6 +62,39 @@ def canonical_lead(name: str, where: str = "") -> str:
     return _CANONICAL[key]
 
 
+#: Bytes per sample of the WFDB signal formats whose file size follows from the header.
+BYTES_PER_SAMPLE = {"8": 1, "80": 1, "16": 2, "61": 2, "160": 2, "212": 1.5, "24": 3, "32": 4}
+
+
+def check_signal_size(path: Path) -> None:
+    """Raise :class:`RecordError` naming the signal file when it is shorter than its header announces.
+
+    For each ``.dat`` file in a plain format (:data:`BYTES_PER_SAMPLE`, no byte offset) the expected
+    size is ``samples × channels in the file × bytes per sample``; others (e.g. MATLAB ``.mat``) are
+    left to :func:`read_record`'s sample count check.
+    """
+    header = path.with_suffix(".hea")
+    try:
+        head = wfdb.rdheader(str(path))
+    except Exception as exc:  # wfdb raises many types for corrupt headers
+        raise RecordError(f"{header}: cannot read header ({type(exc).__name__}: {exc})") from exc
+    if not head.sig_len or not head.file_name:
+        return
+    per_file: dict[str, list[str]] = {}
+    for name, fmt, offset in zip(head.file_name, head.fmt, head.byte_offset or [None] * head.n_sig):
+        per_file.setdefault(name, []).append(fmt if not offset else "?")
+    for name, fmts in per_file.items():
+        if not name.endswith(".dat") or len(set(fmts)) != 1 or fmts[0] not in BYTES_PER_SAMPLE:
+            continue
+        expected = int(head.sig_len * len(fmts) * BYTES_PER_SAMPLE[fmts[0]] + 0.5)
+        dat = path.parent / name
+        size = dat.stat().st_size if dat.is_file() else 0
+        if size < expected:
+            raise RecordError(f"{dat}: signal file truncated or missing: holds {size} bytes, but {header.name} "
+                              f"announces {head.sig_len} samples x {len(fmts)} leads in format {fmts[0]} "
+                              f"({expected} bytes)")
+
+
 def read_record(path: str | Path, *, expected_fs: float | None = None,
                 leads: list[str] | tuple[str, ...] | None = None) -> Record:
     """Read a WFDB record (``.hea`` + ``.dat``/``.mat``) as a :class:`Record` in mV.
@@ -78,7 +111,8 @@ def read_record(path: str | Path, *, expected_fs: float | None = None,
     Raises
     ------
     RecordError
-        The header is missing or malformed, the signal file is missing, truncated or disagrees
+        The header is missing or malformed, the signal file is missing, truncated (checked against
+        the header's sample count before reading) or disagrees
         with the header (sample count, channel count), the signal holds NaNs, a lead name is
         unknown, a requested lead is absent, or the sampling frequency is not ``expected_fs``.
     """
@@ -88,6 +122,7 @@ def read_record(path: str | Path, *, expected_fs: float | None = None,
     header = path.with_suffix(".hea")
     if not header.is_file():
         raise RecordError(f"{header}: header file not found")
+    check_signal_size(path)
     try:
         rec = wfdb.rdrecord(str(path), physical=True)
     except Exception as exc:  # wfdb raises many types for corrupt files
