@@ -30,7 +30,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "transfer": {"cinc_records": 200, "mitdb_per_class": 40, "backbones": ["efficientnet_lite0"],
                      "weights": ["imagenet"], "image_size": 64, "classifiers": ["logreg"], "folds": 3,
                      "batch_size": 32, "seed": 0},
-        "mrmnet": {"max_records": 400, "tasks": ["superdiagnostic"], "variants": ["released"],
+        "mrmnet": {"max_records": 300, "tasks": ["superdiagnostic"], "variants": ["released"],
                    "variant_task": "superdiagnostic", "epochs": 1, "batch_size": 64, "lr": 1e-3, "n_boot": 50,
                    "seed": 0, "cpsc_root": None},
     },
@@ -44,7 +44,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                      "seed": 0},
         "mrmnet": {"max_records": None, "tasks": ["superdiagnostic", "all", "form", "rhythm"],
                    "variants": ["released", "high_only", "low_only", "no_attention", "no_mutual"],
-                   "variant_task": "superdiagnostic", "epochs": 30, "batch_size": 64, "lr": 1e-3, "n_boot": 1000,
+                   "variant_task": "superdiagnostic", "epochs": 15, "batch_size": 64, "lr": 1e-3, "n_boot": 1000,
                    "seed": 0, "cpsc_root": None},
     },
     "paper": {

@@ -33,13 +33,14 @@ REQUIRED_ROW_KEYS = ("metric", "value")
 def git_commit(root: Path | None = None) -> tuple[str, bool]:
     """``(commit, dirty)`` of the project checkout; ``("unknown", False)`` outside git.
 
-    ``dirty`` ignores ``results/`` and ``data/`` (a run's own outputs).
+    ``dirty``: a tracked file differs from the commit (``results/`` and ``data/``, a run's own
+    outputs, and untracked files are ignored).
     """
     root = root or config.project_root()
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--", ".", ":!results", ":!data"], cwd=root,
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results", ":!data"], cwd=root,
                                 capture_output=True, text=True, check=True).stdout
         return commit, bool(status.strip())
     except (OSError, subprocess.CalledProcessError):
