@@ -44,7 +44,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                      "seed": 0},
         "mrmnet": {"max_records": None, "tasks": ["superdiagnostic", "all", "form", "rhythm"],
                    "variants": ["released", "high_only", "low_only", "no_attention", "no_mutual"],
-                   "variant_task": "superdiagnostic", "epochs": 15, "batch_size": 64, "lr": 1e-3, "n_boot": 1000,
+                   "variant_task": "superdiagnostic", "epochs": 12, "batch_size": 64, "lr": 1e-3, "n_boot": 1000,
                    "seed": 0, "cpsc_root": None},
     },
     "paper": {
