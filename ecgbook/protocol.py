@@ -185,7 +185,7 @@ def evaluate(y_true: np.ndarray, scores: np.ndarray, classes: list[str], *, y_va
     out["f1_sample@0.5"] = f1_scores(y_true, fixed)["sample"]
     out["accuracy_sample@0.5"] = accuracy(y_true, fixed)["sample"]
     if y_val is not None and val_scores is not None:
-        thresholds = choose_thresholds(y_val, val_scores, metric="f1")
+        thresholds = choose_thresholds(y_val, val_scores, metric="f1", class_names=classes)
         pred = apply_thresholds(scores, thresholds)
         out["f1_sample@val"] = f1_scores(y_true, pred)["sample"]
         out["f1_macro@val"] = f1_scores(y_true, pred)["macro"]
