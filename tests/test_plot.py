@@ -328,8 +328,8 @@ def test_training_curves(beats208, tmp_path):
         clf.partial_fit(x_tr, y_tr, classes=np.array(CLASSES))
         p_tr, p_te = clf.predict_proba(x_tr), clf.predict_proba(x_te)  # columns in clf.classes_ order
         v = list(clf.classes_).index("V")
-        history.append({"epoch": epoch, "train_loss": log_loss(y_tr, p_tr, labels=CLASSES),
-                        "val_loss": log_loss(y_te, p_te, labels=CLASSES),
+        history.append({"epoch": epoch, "train_loss": log_loss(y_tr, p_tr, labels=clf.classes_),
+                        "val_loss": log_loss(y_te, p_te, labels=clf.classes_),
                         "train_auroc": roc_auc_score(y_tr == "V", p_tr[:, v]),
                         "val_auroc": roc_auc_score(y_te == "V", p_te[:, v]),
                         "train_v_loss": log_loss(y_tr == "V", p_tr[:, v]),  # a loss component
