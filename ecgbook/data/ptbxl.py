@@ -192,9 +192,13 @@ class PTBXL:
         """``ecg_id`` → list of labels of ``task`` for every record of the metadata (may be empty)."""
         return self.meta["scp_codes"].apply(lambda codes: task_labels(codes, task, self._maps))
 
-    def classes(self, task: str) -> list[str]:
-        """The task's classes: labels that occur at least once in the full metadata, sorted."""
-        return sorted({label for labels in self.labels(task) for label in labels})
+    def classes(self, task: str, labels: pd.Series | None = None) -> list[str]:
+        """The task's classes: labels that occur at least once in the full metadata, sorted.
+
+        ``labels`` is :meth:`labels` of the task when the caller already has it.
+        """
+        labels = self.labels(task) if labels is None else labels
+        return sorted({label for labs in labels for label in labs})
 
     def manifest_hash(self, ids=None) -> str:
         """Content hash of the records ``ids`` (default: all present), from their SHA-256 sums."""
@@ -218,8 +222,9 @@ class PTBXL:
 
     def task(self, task: str) -> PTBXLTask:
         """Signals and multi-hot labels of ``task`` for the records present that have a label in it."""
-        classes = self.classes(task)
-        labels = self.labels(task).loc[self.available]
+        all_labels = self.labels(task)
+        classes = self.classes(task, all_labels)
+        labels = all_labels.loc[self.available]
         keep = labels.apply(len).to_numpy() > 0
         all_ids = self.available
         X_all, content = self._signals(all_ids)
