@@ -189,8 +189,29 @@ def execute(profile: str, chapters: list[str] | None = None, root: Path | None =
         finally:
             source.unlink(missing_ok=True)
             papermill_engines.get_engine(engine).progress = None
+        hide_bookkeeping(out)
         print(f"[ecgbook] {rel} done in {time.perf_counter() - t0:.0f} s", flush=True)
     return stage
+
+
+#: Cell tags whose cells are bookkeeping: the parameters and papermill's injected parameters.
+BOOKKEEPING_TAGS = ("parameters", "injected-parameters")
+
+
+def hide_bookkeeping(path: Path) -> None:
+    """Tag the parameters cell and papermill's injected-parameters cell of an executed notebook
+    ``remove-cell``, so the book shows neither (the reader sees the profile in the banner)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    changed = False
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if any(t in tags for t in BOOKKEEPING_TAGS) and "remove-cell" not in tags:
+            tags.append("remove-cell")
+            changed = True
+    if changed:
+        nbformat.write(nb, path)
 
 
 def _stage_unexecuted(src: Path, out: Path) -> None:

@@ -71,7 +71,12 @@ def test_runner_prints_a_line_per_cell(tmp_path, capsys):
     assert "executing chapters/a.md (profile smoke)" in out
     assert "a cell 3/3" in out and "x = profile.upper()" in out
     nb = json.loads((stage / "chapters" / "a.ipynb").read_text())
-    assert any("profile = \"smoke\"" in "".join(c["source"]) for c in nb["cells"])
+    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert injected and "profile = \"smoke\"" in "".join(injected[0]["source"])
+    for cell in nb["cells"]:
+        tags = cell["metadata"].get("tags", [])
+        if "parameters" in tags or "injected-parameters" in tags:
+            assert "remove-cell" in tags
 
 
 def test_jupyter_opens_chapters_as_notebooks(monkeypatch):
