@@ -318,3 +318,38 @@ def output_dir(profile: str, root: Path | None = None) -> Path:
     ``_build/<profile>/html`` (e.g. ``_build/smoke/html``, ``_build/classroom/html``)."""
     root = root or config.project_root()
     return root / "_build" / ("html" if profile == "tutorial" else f"{profile}/html")
+
+
+#: Longest code line a reader sees without scrolling in the book's text column.
+CODE_LINE_LIMIT = 88
+
+
+def long_code_lines(path: Path, limit: int = CODE_LINE_LIMIT) -> list[tuple[int, int]]:
+    """``(line number, length)`` of every code line longer than ``limit`` characters in the
+    *visible* code cells of a MyST chapter (cells tagged ``remove-input`` or ``remove-cell`` are
+    not shown, so they are skipped; ``hide-input`` cells can be opened, so they count)."""
+    out = []
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    i = 0
+    while i < len(lines):
+        if not lines[i].startswith("```{code-cell}"):
+            i += 1
+            continue
+        i += 1
+        header = []
+        if i < len(lines) and lines[i] == "---":  # YAML cell metadata
+            i += 1
+            while i < len(lines) and lines[i] != "---":
+                header.append(lines[i])
+                i += 1
+            i += 1
+        while i < len(lines) and lines[i].startswith(":") and not lines[i].startswith("::"):
+            header.append(lines[i])
+            i += 1
+        hidden = any("remove-input" in h or "remove-cell" in h for h in header)
+        while i < len(lines) and not lines[i].startswith("```"):
+            if not hidden and len(lines[i]) > limit:
+                out.append((i + 1, len(lines[i])))
+            i += 1
+        i += 1
+    return out

@@ -98,3 +98,22 @@ def test_config_renders_markdown_as_myst_and_math_offline():
     assert {"sphinx_exercise", "sphinx-mathjax-offline"} <= set(cfg["sphinx"]["extra_extensions"])
     reqs = (ROOT / "requirements.txt").read_text()
     assert "sphinx-exercise" in reqs and "sphinx-mathjax-offline" in reqs
+
+
+#: Chapters whose shown code must fit the text column (others join as they adopt the pattern).
+COLUMN_CHECKED = ("00_introduction", "01_data_primer", "03_transfer_learning")
+
+
+@pytest.mark.parametrize("stem", COLUMN_CHECKED)
+def test_shown_code_fits_the_column(stem):
+    path = ROOT / "chapters" / f"{stem}.md"
+    assert book.long_code_lines(path) == [], f"{path.name}: code lines over {book.CODE_LINE_LIMIT}"
+
+
+def test_long_code_lines_skips_hidden_cells(tmp_path):
+    page = tmp_path / "p.md"
+    long = "x = " + "1 + " * 30 + "1"
+    page.write_text(f"```{{code-cell}} ipython3\n{long}\n```\n\n"
+                    f"```{{code-cell}} ipython3\n:tags: [remove-input]\n{long}\n```\n\n"
+                    f"```{{code-cell}} ipython3\n---\ntags: [remove-cell]\n---\n{long}\n```\n")
+    assert book.long_code_lines(page) == [(2, len(long))]

@@ -162,3 +162,23 @@ def test_spectrogram_shape(capsys):
     assert capsys.readouterr().out.startswith("PASS")
     assert not exercises.check_spectrogram_shape(no_padding)
     assert "(bins, frames)" in capsys.readouterr().out
+
+
+def test_shared_patients(capsys):
+    def right(folds, patients):
+        hits = sum(np.isin(patients[te], patients[tr]).sum() for tr, te in folds)
+        return hits / sum(len(te) for _, te in folds)
+
+    def of_training(folds, patients):  # the share of training instances instead of test ones
+        hits = sum(np.isin(patients[tr], patients[te]).sum() for tr, te in folds)
+        return hits / sum(len(tr) for tr, _ in folds)
+
+    def per_record(folds, patients):  # counts training beats of the same record only: misses 201/202
+        return 0.0
+
+    assert exercises.check_shared_patients(right)
+    assert capsys.readouterr().out.startswith("PASS")
+    assert not exercises.check_shared_patients(per_record)
+    assert "segment-level" in capsys.readouterr().out
+    assert not exercises.check_shared_patients(of_training)
+    assert "DS1 → DS2" in capsys.readouterr().out
