@@ -23,8 +23,10 @@ import yaml
 
 from . import config
 
-#: Files and folders of the book copied into the staging folder as they are.
+#: Files of the book copied into the staging folder as they are.
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
+#: Folders of the book copied into the staging folder (``_static``: the book's CSS).
+BOOK_FOLDERS = ("_static",)
 
 
 def chapter_files(root: Path | None = None, strict: bool = True) -> list[Path]:
@@ -157,6 +159,10 @@ def execute(profile: str, chapters: list[str] | None = None, root: Path | None =
     for name in BOOK_FILES:
         if (root / name).exists():
             shutil.copy2(root / name, stage / name)
+    for name in BOOK_FOLDERS:
+        if (root / name).is_dir():
+            shutil.copytree(root / name, stage / name, dirs_exist_ok=True)
+    stage_package(root, stage)
     os.environ["ECGBOOK_PROGRESS"] = "0"
     os.environ["ECGBOOK_PROFILE"] = profile
     for src in chapter_files(root, strict=not chapters):
@@ -192,6 +198,15 @@ def execute(profile: str, chapters: list[str] | None = None, root: Path | None =
         hide_bookkeeping(out)
         print(f"[ecgbook] {rel} done in {time.perf_counter() - t0:.0f} s", flush=True)
     return stage
+
+
+def stage_package(root: Path, stage: Path) -> None:
+    """Copy the package's source (``ecgbook/**/*.py``) into the staging folder, so that the pages'
+    ``literalinclude`` of ``../ecgbook/...`` shows the code of this checkout."""
+    target = stage / "ecgbook"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(root / "ecgbook", target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
 #: Cell tags whose cells are bookkeeping: the parameters and papermill's injected parameters.
@@ -239,7 +254,7 @@ def build_html(stage: Path, dest: Path) -> Path:
         raise RuntimeError(f"not executed into {stage}: {[str(u) for u in unexecuted]}; run them first")
     executable = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(executable) if executable.exists() else "jupyter-book", "build", str(stage), "--path-output", str(stage),
-           "-W", "-n", "--keep-going"]
+           "-W", "-n", "--keep-going", "--all"]  # --all: every page re-read, so no warning hides
     proc = subprocess.run(cmd)
     if proc.returncode != 0:
         raise RuntimeError(f"jupyter-book build of {stage} failed (exit {proc.returncode}); see the log above")

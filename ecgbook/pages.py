@@ -235,3 +235,44 @@ def quiet():
             yield buffer
         finally:
             logging.disable(previous)
+
+
+def source_markdown(obj, docstring: str = "summary") -> str:
+    """The source of a package function or class as a MyST code block, headed by its file.
+
+    ``docstring``: ``"summary"`` keeps only the docstring's first line, ``"none"`` drops it,
+    ``"full"`` keeps it. Uses :func:`inspect.getsource`, so the page shows the code of the
+    object as imported (wherever a module moved it), never a copy. Raises ``TypeError`` for an
+    object without Python source.
+    """
+    import ast
+    import inspect
+    import textwrap
+
+    if docstring not in ("summary", "none", "full"):
+        raise ValueError(f"docstring: expected 'summary', 'none' or 'full', got {docstring!r}")
+    source = textwrap.dedent(inspect.getsource(obj))
+    lines = source.splitlines()
+    if docstring != "full":
+        node = ast.parse(source).body[0]
+        first = node.body[0] if getattr(node, "body", None) else None
+        if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)):
+            indent = " " * first.col_offset
+            summary = first.value.value.strip().splitlines()[0].strip()
+            keep = [f'{indent}"""{summary}"""'] if docstring == "summary" else []
+            lines = lines[:first.lineno - 1] + keep + lines[first.end_lineno:]
+    path = Path(inspect.getsourcefile(obj)).resolve()
+    try:
+        where = path.relative_to(config.PACKAGE_DIR.parent)
+    except ValueError:
+        where = path.name
+    name = getattr(obj, "__qualname__", getattr(obj, "__name__", "?"))
+    return f"`{where}`, `{name}`:\n\n```python\n" + "\n".join(lines) + "\n```"
+
+
+def show_source(obj, docstring: str = "summary") -> None:
+    """Display :func:`source_markdown` (use in a ``remove-input`` cell)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(source_markdown(obj, docstring)))

@@ -73,3 +73,15 @@ def test_setup_sets_the_column_style():
     pages.setup()
     assert tuple(matplotlib.rcParams["figure.figsize"]) == pages.STYLE["figure.figsize"]
     warnings.resetwarnings()
+
+
+def test_source_markdown_shows_the_package_code():
+    from ecgbook import signal
+
+    text = pages.source_markdown(signal.derive_limb_leads)
+    assert text.startswith("`ecgbook/signal.py`, `derive_limb_leads`:")
+    assert '"""Compute leads III, aVR, aVL and aVF from leads I and II."""' in text
+    assert "Einthoven" not in text  # the rest of the docstring is dropped
+    assert '"III": ii - i' in text and text.endswith("```")
+    assert "Einthoven" in pages.source_markdown(signal.derive_limb_leads, docstring="full")
+    assert '"""' not in pages.source_markdown(signal.derive_limb_leads, docstring="none")
