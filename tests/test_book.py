@@ -117,3 +117,29 @@ def test_long_code_lines_skips_hidden_cells(tmp_path):
                     f"```{{code-cell}} ipython3\n:tags: [remove-input]\n{long}\n```\n\n"
                     f"```{{code-cell}} ipython3\n---\ntags: [remove-cell]\n---\n{long}\n```\n")
     assert book.long_code_lines(page) == [(2, len(long))]
+
+
+@pytest.mark.parametrize("parameters, words", [
+    ({"max_records": -5}, ["'max_records'", "≥ 1", "-5"]),
+    ({"mitdb_records": "abc"}, ["'mitdb_records'", "integer", "'abc'"]),
+])
+def test_wrong_papermill_parameter_fails_in_the_first_cell(tmp_path, parameters, words):
+    import jupytext
+    import nbformat
+    import papermill
+
+    nb = jupytext.read(ROOT / "chapters" / "01_data_primer.md")
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    source = tmp_path / "primer.ipynb"
+    nbformat.write(nb, source)
+    with pytest.raises(papermill.PapermillExecutionError) as info:
+        papermill.execute_notebook(str(source), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                                   parameters={"profile": "smoke", **parameters}, progress_bar=False,
+                                   cwd=str(ROOT / "chapters"))
+    assert info.value.ename == "ValueError"
+    for w in words:
+        assert w in info.value.evalue
+    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    failed = [c for c in out.cells if c.cell_type == "code"
+              and any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    assert "from ecgbook import profiles" in failed[0].source  # before any heavy import
