@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         stage = book.execute(args.profile, args.chapters) if not args.no_run else \
             book.config.project_root() / "_build" / "stage" / args.profile
         if args.command == "build":
-            index = book.build_html(stage, book.output_dir(args.profile))
+            index = book.build_html(stage, book.output_dir(args.profile),
+                                    allow_unexecuted=bool(args.chapters))
             print(f"[ecgbook] book ({args.profile}) at {index}")
     except (RuntimeError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

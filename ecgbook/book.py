@@ -204,6 +204,8 @@ def stage_package(root: Path, stage: Path) -> None:
     """Copy the package's source (``ecgbook/**/*.py``) into the staging folder, so that the pages'
     ``literalinclude`` of ``../ecgbook/...`` shows the code of this checkout."""
     target = stage / "ecgbook"
+    if not (root / "ecgbook").is_dir():
+        return
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(root / "ecgbook", target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -241,7 +243,7 @@ def _stage_unexecuted(src: Path, out: Path) -> None:
     nbformat.write(nb, out)
 
 
-def build_html(stage: Path, dest: Path) -> Path:
+def build_html(stage: Path, dest: Path, allow_unexecuted: bool = False) -> Path:
     """Build the staged book with Jupyter Book (``-W -n --keep-going``) and copy the HTML to ``dest``.
 
     Raises ``RuntimeError`` when a chapter has not been executed into ``stage``, or when the build
@@ -252,6 +254,16 @@ def build_html(stage: Path, dest: Path) -> Path:
                   and not (stage / f.relative_to(root).with_suffix(".ipynb")).exists()]
     if unexecuted:
         raise RuntimeError(f"not executed into {stage}: {[str(u) for u in unexecuted]}; run them first")
+    import nbformat
+
+    placeholders = [f.relative_to(root) for f in chapter_files(root) if is_notebook(f)
+                    and nbformat.read(stage / f.relative_to(root).with_suffix(".ipynb"), as_version=4)
+                    .metadata.get("ecgbook_unexecuted")]
+    if placeholders and not allow_unexecuted:
+        raise RuntimeError(f"staged without outputs (a partial build): {[str(p) for p in placeholders]}; "
+                           "execute them, or build with --chapters for a partial book")
+    for p in placeholders:
+        print(f"[ecgbook] note: {p} is shown without outputs (partial build)", flush=True)
     executable = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(executable) if executable.exists() else "jupyter-book", "build", str(stage), "--path-output", str(stage),
            "-W", "-n", "--keep-going", "--all"]  # --all: every page re-read, so no warning hides
