@@ -169,8 +169,11 @@ def execute(profile: str, chapters: list[str] | None = None, root: Path | None =
         rel = src.relative_to(root)
         (stage / rel.parent).mkdir(parents=True, exist_ok=True)
         if not is_notebook(src):
+            (stage / rel.with_suffix(".ipynb")).unlink(missing_ok=True)  # was a notebook before
             shutil.copy2(src, stage / rel)
             continue
+        if (stage / rel).suffix != ".ipynb":
+            (stage / rel).unlink(missing_ok=True)  # a text copy from when it was not a notebook
         out = stage / rel.with_suffix(".ipynb")
         if src not in selected:
             if not out.exists():  # keep links to it resolvable in a partial build: stage it unexecuted
