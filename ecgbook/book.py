@@ -276,6 +276,12 @@ def build_html(stage: Path, dest: Path, allow_unexecuted: bool = False) -> Path:
     problems = check_html(stage / "_build" / "html")
     if problems:
         raise RuntimeError("the built pages have rendering problems:\n  " + "\n  ".join(problems))
+    leaks = output_problems(stage / "_build" / "html")
+    for line in leaks:
+        print(f"[ecgbook] output hygiene: {line}", flush=True)
+    if leaks and os.environ.get("ECGBOOK_STRICT_OUTPUTS", "0") not in ("0", ""):
+        raise RuntimeError(f"{len(leaks)} cell outputs show machine paths, downloads or warnings "
+                           "(ECGBOOK_STRICT_OUTPUTS is set)")
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(stage / "_build" / "html", dest)
@@ -314,6 +320,26 @@ class _PageText(html.parser.HTMLParser):
 #: Raw MyST that a reader should never see as text: a colon fence, or a backtick-fenced directive.
 RAW_MYST = re.compile(r"^\s*(:::+\s*(\{[\w:-]+\})?|```+\s*\{[\w:-]+\})")
 REMOTE = re.compile(r"^(https?:)?//", re.IGNORECASE)
+
+
+#: What a reader should not see in a cell's output: machine paths, download lines, library warnings.
+OUTPUT_LEAKS = re.compile(r"(?<![\w.])/(?:root|home|work|tmp|Users|var/folders)/[^\s<\"']+"
+                          r"|Downloading[: ]|\b[A-Z][A-Za-z]*Warning: ")
+
+
+def output_problems(html_dir: Path) -> list[str]:
+    """Cell outputs of the built pages that show a machine path, a download line or a library
+    warning (one line each: page and the offending text)."""
+    out = []
+    for page in sorted(Path(html_dir).rglob("*.html")):
+        rel = page.relative_to(html_dir)
+        if rel.parts[0] in ("_static", "_sources", "_images"):
+            continue
+        text = page.read_text(encoding="utf-8", errors="replace")
+        for block in re.findall(r'<div class="cell_output[^"]*"(.*?)</div>\s*</div>', text, re.S):
+            for m in OUTPUT_LEAKS.finditer(block):
+                out.append(f"{rel}: {m.group(0)[:70]}")
+    return out
 
 
 def check_html(html_dir: Path) -> list[str]:

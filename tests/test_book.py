@@ -143,3 +143,14 @@ def test_wrong_papermill_parameter_fails_in_the_first_cell(tmp_path, parameters,
     failed = [c for c in out.cells if c.cell_type == "code"
               and any(o.get("output_type") == "error" for o in c.get("outputs", []))]
     assert "from ecgbook import profiles" in failed[0].source  # before any heavy import
+
+
+def test_output_problems_finds_paths_downloads_and_warnings(tmp_path):
+    out = '<div class="cell_output docutils container"><div class="output stream">{}</div>\n</div>'
+    _page(tmp_path, "clean.html", out.format("<pre>macro AUROC 0.851; see results/smoke/x.json</pre>"))
+    _page(tmp_path, "leaky.html", out.format("<pre>wrote /work/wt/book/results/smoke/x.json\n"
+                                             "Downloading: \"https://x/y.pth\"\n"
+                                             "pylabtools.py:170: UserWarning: constrained</pre>"))
+    _page(tmp_path, "code.html", "<pre>path = '/home/me/data'</pre>")  # shown code is not an output
+    problems = book.output_problems(tmp_path)
+    assert all(p.startswith("leaky.html") for p in problems) and len(problems) == 3
