@@ -45,6 +45,7 @@ import os
 import random
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -384,7 +385,9 @@ class TrainConfig:
     DINO's ``main_dino.py``) or ``"constant"``. ``patience`` epochs without a better validation
     criterion stop training (``None``: never). ``checkpoint_dir`` holds ``best.pt`` and ``last.pt``
     (written atomically); ``resume`` continues from ``last.pt``; a folder that already holds a run
-    is refused unless ``resume`` or ``overwrite``. ``amp``: ``None`` = bf16 autocast on CUDA only,
+    is refused unless ``resume`` or ``overwrite``. Resuming with more ``epochs`` than the first run
+    continues the new run's learning-rate schedule from the step reached (so the result differs from
+    an uninterrupted run of either length; resuming with the same settings is exact). ``amp``: ``None`` = bf16 autocast on CUDA only,
     ``True`` on every device (CPU bf16 autocast: for tests), ``False`` never. ``device_data``:
     ``"auto"`` keeps an :class:`ArrayDataset` without a NumPy transform on the device when it takes
     under ``device_data_fraction`` of the free device memory (always on CPU), ``True``/``False``
@@ -793,9 +796,11 @@ def _fit(model, train_set, task, cfg, device, ckpt_dir, better, on_epoch_end) ->
         done = (int(state["epoch"]) + 1) * steps_per_epoch
         if int(state.get("total_steps", total_steps)) == total_steps:
             scheduler.load_state_dict(state["scheduler"])
-        else:  # more (or fewer) epochs than the first run: continue the new run's schedule from here
+        elif done <= total_steps:  # more epochs than the first run: continue the new schedule from here
             scheduler.last_epoch = done - 1
-            scheduler.step()
+            with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": intended here
+                warnings.simplefilter("ignore", UserWarning)
+                scheduler.step()
         if "task" in state:
             task.load_state_dict(state["task"])
         result.history = list(state["history"])
