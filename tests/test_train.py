@@ -326,6 +326,8 @@ def test_crop_starts_are_per_item_and_per_epoch(tiny):
     xb, yb = next(ds.device_batches(torch.device("cpu"), 32, gen(), drop_last=False))
     xl, yl = next(iter(torch.utils.data.DataLoader(ds, batch_size=32, shuffle=True, generator=gen())))
     assert torch.equal(xb, xl) and torch.equal(yb, yl)
+    xg, yg = next(ds.device_batches(torch.device("cpu"), 32, gen(), drop_last=False, gather="index"))  # GPU path
+    assert torch.equal(xg, xl) and torch.equal(yg, yl)
 
 
 def test_short_records_are_zero_padded():
@@ -403,7 +405,8 @@ def test_no_host_synchronisation_per_step_in_ecgbook_code(tiny, monkeypatch):
         monkeypatch.setattr(torch.Tensor, name, counting)
     epochs, steps = 2, 32 // 2
     fit(small_mrmnet(), ArrayDataset(X, Y, crop=200), X, Y, score_fn=lambda y, s: 0.5,
-        loss_fn=MutualLearningLoss(), cfg=TrainConfig(epochs=epochs, batch_size=2, device="cpu", patience=None))
+        loss_fn=MutualLearningLoss(), cfg=TrainConfig(epochs=epochs, batch_size=2, device="cpu", patience=None,
+                                                      device_data=False))
     # a few reads per epoch (the mean loss, its 5 parts, the NaN flag), none per step
     assert counts["n"] <= 8 * epochs < epochs * steps
 
@@ -413,8 +416,9 @@ def test_predict_batches_windows_in_one_forward_and_matches_per_window(tiny):
     model = ResNet1dWang(n_classes=3).eval()
     calls = []
     model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape))
-    got = predict(model, X[:10], window=100, stride=50, batch_size=4, device="cpu")
-    assert calls == [(4 * 4, 12, 100), (4 * 4, 12, 100), (2 * 4, 12, 100)]  # windows 0, 50, 100, 150
+    got = predict(model, X[:10], window=100, stride=50, batch_size=16, device="cpu")
+    # windows 0, 50, 100, 150 of 16 // 4 records per forward on CPU (all 16 records' on CUDA)
+    assert calls == [(4 * 4, 12, 100), (4 * 4, 12, 100), (2 * 4, 12, 100)]
     with torch.no_grad():
         ref = torch.stack([torch.sigmoid(model(torch.from_numpy(X[:10, :, s:s + 100]))) for s in (0, 50, 100, 150)])
     np.testing.assert_allclose(got, ref.amax(0).numpy(), rtol=1e-5, atol=1e-6)
