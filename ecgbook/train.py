@@ -209,6 +209,11 @@ class ArrayDataset(Dataset):
         self._device_cache: dict = {}
         self.set_epoch(0)
 
+    def __getstate__(self):  # DataLoader workers get the arrays, not a device copy
+        state = dict(self.__dict__)
+        state["_device_cache"] = {}
+        return state
+
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose crops and transform generators are drawn (called by :func:`fit`
         every epoch)."""
@@ -401,7 +406,7 @@ class TrainConfig:
     an uninterrupted run of either length; resuming with the same settings is exact). ``amp``: ``None`` = bf16 autocast on CUDA only,
     ``True`` on every device (CPU bf16 autocast: for tests), ``False`` never. ``device_data``:
     ``"auto"`` keeps an :class:`ArrayDataset` without a NumPy transform on the device when it takes
-    under ``device_data_fraction`` of the free device memory (always on CPU), ``True``/``False``
+    under ``device_data_fraction`` of the free device memory (on CPU: under 2 GiB), ``True``/``False``
     force it. ``num_workers``: ``DataLoader`` workers of the host path. ``deterministic``: see the
     module docstring. ``compile``: wrap the model in :func:`torch.compile` for training.
     ``fused``: fused AdamW (``None``: on CUDA only).
@@ -679,6 +684,9 @@ def _checkpoint_folder_guard(ckpt_dir: Path | None, cfg: TrainConfig) -> None:
                               f"continue it or overwrite=True to replace it")
 
 
+CPU_DEVICE_DATA_BYTES = 2 << 30  # on CPU, "auto" gathers batches in memory below 2 GiB of arrays
+
+
 def _use_device_data(cfg: TrainConfig, train_set, device: torch.device) -> bool:
     if cfg.device_data is False or cfg.num_workers > 0:
         return False
@@ -692,7 +700,7 @@ def _use_device_data(cfg: TrainConfig, train_set, device: torch.device) -> bool:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return train_set.nbytes() < cfg.device_data_fraction * free
-    return True
+    return train_set.nbytes() < CPU_DEVICE_DATA_BYTES
 
 
 def fit(model: nn.Module, train_set: Dataset, val_X: np.ndarray | None = None, val_Y: np.ndarray | None = None, *,
