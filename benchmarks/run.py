@@ -18,7 +18,8 @@ printed from a single run. Rows (issue 11):
 - The ``tutorial`` book's wall time per chapter, read from ``results/tutorial/*.json``.
 
 Usage: ``python benchmarks/run.py [--records N] [--steps N] [--repeats N] [--batch N] [--compile]``.
-A full run takes a couple of minutes on a 2-core CPU with the defaults.
+A full run takes about two minutes on an idle 2-core CPU with the defaults. ``--compile`` is for
+GPUs: on the 2-core CPU, compiling the two models' training steps did not finish within 15 minutes.
 """
 from __future__ import annotations
 
@@ -198,7 +199,7 @@ def bench_predict(args, rows, device, X):
     from ecgbook.models.resnet1d import ResNet1dWang
 
     model = ResNet1dWang(n_classes=71).to(device).eval()
-    Xv = np.asarray(X[:args.batch * 2], dtype=np.float32)
+    Xv = np.array(X[:args.batch * 2], dtype=np.float32)  # a writable copy
     starts = list(range(0, 1000 - 250 + 1, 125))
 
     @torch.no_grad()
@@ -363,7 +364,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"device: {describe_device(device)}; torch {torch.__version__}; OMP_NUM_THREADS="
           f"{os.environ.get('OMP_NUM_THREADS')}; repeats {args.repeats} (medians)")
     from ecgbook.results import cpu_model
-    print(f"CPU: {cpu_model()}\n")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),)
+    print(f"CPU: {cpu_model()}; load average {load[0]:.1f} at start (other processes share the cores: "
+          f"ratios are measured side by side, absolute numbers are not)\n")
     rows = []
     task = None
     if "load" not in args.skip:
@@ -395,7 +398,8 @@ def main(argv: list[str] | None = None) -> None:
     if walls:
         print("\nTutorial book, wall time per chapter (results/tutorial/*.json):\n")
         print(table(("chapter", "wall time", "device", "commit"), walls))
-    print(f"\nbenchmark wall time: {time.perf_counter() - t_start:.0f} s")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),)
+    print(f"\nbenchmark wall time: {time.perf_counter() - t_start:.0f} s; load average {load[0]:.1f} at the end")
 
 
 if __name__ == "__main__":
