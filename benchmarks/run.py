@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import os
 import statistics
 import sys
@@ -237,8 +238,19 @@ def bench_bootstrap(args, rows):
                  f"{1e3 * median(slow):.1f} ms", f"{1e3 * median(fast):.2f} ms", ratio(slow, fast), spread(fast)))
 
 
+def union_length(spans) -> float:
+    """Total length covered by intervals ``[(start, end), ...]`` (overlaps counted once)."""
+    total, end = 0.0, -math.inf
+    for lo, hi in sorted(spans):
+        if hi > end:
+            total += hi - max(lo, end)
+            end = hi
+    return total
+
+
 def gpu_busy_fraction(fn: Callable[[], object], device: torch.device) -> float | None:
-    """Kernel time on the GPU / wall time while ``fn`` runs (``None`` on CPU)."""
+    """Time the GPU runs kernels or copies (union of the profiler's CUDA intervals) / wall time
+    while ``fn`` runs (``None`` on CPU)."""
     if device.type != "cuda":
         return None
     from torch.profiler import ProfilerActivity, profile
@@ -249,11 +261,11 @@ def gpu_busy_fraction(fn: Callable[[], object], device: torch.device) -> float |
         fn()
         sync(device)
         wall = time.perf_counter() - t0
-    busy_us = 0.0
-    for event in prof.events():
-        kind = str(getattr(event, "device_type", ""))
-        if "CUDA" in kind:
-            busy_us += getattr(event, "self_device_time_total", getattr(event, "self_cuda_time_total", 0.0))
+    from torch.autograd import DeviceType
+
+    spans = ((ev.time_range.start, ev.time_range.end) for ev in prof.events()
+                   if getattr(ev, "device_type", None) == DeviceType.CUDA)
+    busy_us = union_length(spans)
     return min(busy_us / 1e6 / wall, 1.0) if wall > 0 else None
 
 

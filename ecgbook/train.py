@@ -877,8 +877,8 @@ def _fit(model, train_set, task, cfg, device, ckpt_dir, better, on_epoch_end) ->
             loss_sum += v
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(v), torch.full_like(first_bad, step), first_bad)
             for k, p in (parts.tensors() if hasattr(parts, "tensors") else parts).items():
-                p = p.detach() if isinstance(p, torch.Tensor) else torch.tensor(float(p), device=device)
-                parts_sum[k] = parts_sum.get(k, 0.0) + p.double()
+                # tensors are summed on the device, plain numbers on the host: no copy or sync per step
+                parts_sum[k] = parts_sum.get(k, 0.0) + (p.detach().double() if isinstance(p, torch.Tensor) else float(p))
             seen += _batch_len(batch)
             n_steps += 1
         bad = int(first_bad)  # the epoch's one host synchronisation

@@ -46,3 +46,9 @@ def test_tutorial_wall_times_read_results_files(bench, tmp_path, monkeypatch):
     rows = dict((r[0], r[1:]) for r in bench.tutorial_wall_times())
     assert rows["demo"] == ("1,234 s", "cpu (2 threads)", "abcdef01")
     assert rows["broken"][0] == "unreadable"
+
+
+def test_busy_time_counts_overlapping_kernels_once(bench):
+    assert bench.union_length([(0, 2), (1, 3), (5, 6), (5.5, 5.7)]) == 4
+    assert bench.union_length([]) == 0
+    assert bench.gpu_busy_fraction(lambda: None, torch.device("cpu")) is None
