@@ -511,3 +511,25 @@ def test_folder_holding_a_run_is_not_overwritten_silently(tiny, tmp_path):
     res = fit(ResNet1dWang(n_classes=3), ArrayDataset(X, Y), X, Y, score_fn=auroc,
               cfg=TrainConfig(**cfg, overwrite=True))
     assert res.checkpoint == tmp_path / "best.pt"
+
+
+def small_classifier():
+    return nn.Sequential(nn.Conv1d(12, 4, 5), nn.BatchNorm1d(4), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
+                         nn.Linear(4, 3))
+
+
+def test_compiled_training_saves_the_plain_model(tiny, tmp_path):
+    """torch.compile's wrapper trains; checkpoints hold the model's own keys (backend "eager": no C++ build)."""
+    X, Y = tiny
+    seed_everything(2)
+    model = small_classifier()
+    res = fit(model, ArrayDataset(X, Y, crop=200), X, Y, score_fn=auroc,
+              cfg=TrainConfig(epochs=1, batch_size=16, device="cpu", compile="eager", checkpoint_dir=tmp_path))
+    saved = load_checkpoint(res.checkpoint)["model"]
+    assert set(saved) == set(model.state_dict()) and not any(k.startswith("_orig_mod") for k in saved)
+    seed_everything(2)
+    plain = small_classifier()
+    fit(plain, ArrayDataset(X, Y, crop=200), X, Y, score_fn=auroc,
+        cfg=TrainConfig(epochs=1, batch_size=16, device="cpu"))
+    for k, v in plain.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[k], v, rtol=1e-4, atol=1e-5)
