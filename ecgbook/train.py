@@ -33,9 +33,11 @@ dropout — is a function of ``(seed, epoch)`` (crops of ``(seed, epoch, record 
 * On **another CPU model** (or another thread count, or another torch/MKL/oneDNN build) the kernels
   may sum in another order: results agree to float noise only, and training can drift from there.
 * On **CUDA**, runs repeat only with ``TrainConfig(deterministic=True)`` (which calls
-  ``torch.use_deterministic_algorithms(True)``, sets ``cudnn.deterministic``, turns off
-  ``cudnn.benchmark`` and sets ``CUBLAS_WORKSPACE_CONFIG``; slower); without it, cuDNN's backward
-  kernels and atomics make each run differ slightly. CPU and CUDA never give the same numbers.
+  ``torch.use_deterministic_algorithms(True, warn_only=True)``, sets ``cudnn.deterministic``, turns
+  off ``cudnn.benchmark`` and sets ``CUBLAS_WORKSPACE_CONFIG``; slower), and then only if no op
+  warns that it has no deterministic CUDA kernel (e.g. adaptive average pooling's backward: such an
+  op keeps varying); without it, cuDNN's backward kernels and atomics make each run differ
+  slightly. CPU and CUDA never give the same numbers. None of this was run on a GPU here.
 """
 from __future__ import annotations
 
@@ -96,19 +98,22 @@ def configure_backends(device: torch.device, *, deterministic: bool = False, tf3
     """Set torch's global switches for speed or repeatability; returns the previous values
     (pass them to :func:`restore_backends`).
 
-    ``deterministic=True``: ``torch.use_deterministic_algorithms(True)``, ``cudnn.deterministic``,
-    no ``cudnn.benchmark``, ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (when unset; it must be set before
-    cuBLAS starts). Otherwise, on CUDA: ``cudnn.benchmark`` and (with ``tf32``) TF32 matmuls and
+    ``deterministic=True``: ``torch.use_deterministic_algorithms(True, warn_only=True)``,
+    ``cudnn.deterministic``, no ``cudnn.benchmark``, ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (when unset;
+    it must be set before cuBLAS starts). ``warn_only``: an op without a deterministic CUDA kernel
+    (e.g. the backward of adaptive average pooling) warns, naming itself, instead of stopping the
+    run; that op still varies between runs. Otherwise, on CUDA: ``cudnn.benchmark`` and (with ``tf32``) TF32 matmuls and
     convolutions. On CPU nothing changes unless ``deterministic``.
     """
     previous = {"deterministic": torch.are_deterministic_algorithms_enabled(),
+                "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
                 "cudnn_deterministic": torch.backends.cudnn.deterministic,
                 "cudnn_benchmark": torch.backends.cudnn.benchmark,
                 "matmul_tf32": torch.backends.cuda.matmul.allow_tf32,
                 "cudnn_tf32": torch.backends.cudnn.allow_tf32}
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
+        torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
     elif device.type == "cuda":
@@ -121,7 +126,7 @@ def configure_backends(device: torch.device, *, deterministic: bool = False, tf3
 
 def restore_backends(previous: dict) -> None:
     """Undo :func:`configure_backends`."""
-    torch.use_deterministic_algorithms(previous["deterministic"])
+    torch.use_deterministic_algorithms(previous["deterministic"], warn_only=previous["warn_only"])
     torch.backends.cudnn.deterministic = previous["cudnn_deterministic"]
     torch.backends.cudnn.benchmark = previous["cudnn_benchmark"]
     torch.backends.cuda.matmul.allow_tf32 = previous["matmul_tf32"]
