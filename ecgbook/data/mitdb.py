@@ -447,3 +447,161 @@ def _concatenate(parts: list[tuple[np.ndarray, ...]], length: int) -> tuple[np.n
     if not parts:
         return (np.empty((0, length), np.float32), np.empty(0, str), np.empty(0, str), np.empty(0, np.int64))
     return tuple(np.concatenate(column) for column in zip(*parts))
+
+
+# --------------------------------------------------------------------------- beat sets for classical read-outs
+# (moved from ecgbook/transfer.py: the class-capped beat set of the transfer-learning chapter)
+
+import dataclasses  # noqa: E402
+from typing import Sequence  # noqa: E402
+
+from ..signal import bandpass  # noqa: E402
+
+#: The four AAMI classes of the book's MIT-BIH task (Q is left out: 8 beats in DS1, 7 in DS2).
+BEAT_CLASSES = ("N", "S", "V", "F")
+
+
+def cap_per_class(y, per_class: int | None, seed: int = 0) -> np.ndarray:
+    """Indices keeping at most ``per_class`` samples of each class, drawn at random without replacement.
+
+    Classes with ``per_class`` samples or fewer are kept whole; ``per_class=None`` keeps everything.
+
+    Parameters
+    ----------
+    y: ``(n,)`` labels.
+    per_class: cap per class (>= 1) or ``None``.
+    seed: seed of :func:`numpy.random.default_rng`.
+
+    Returns
+    -------
+    Sorted ``int64`` indices into ``y``.
+
+    Raises
+    ------
+    ValueError
+        ``per_class`` is below 1.
+    """
+    y = np.asarray(y)
+    if per_class is not None and int(per_class) < 1:
+        raise ValueError(f"per_class: must be >= 1 or None, got {per_class}")
+    rng = np.random.default_rng(seed)
+    keep = []
+    for cls in np.unique(y):
+        idx = np.flatnonzero(y == cls)
+        if per_class is not None and len(idx) > int(per_class):
+            idx = rng.choice(idx, size=int(per_class), replace=False)
+        keep.append(idx)
+    return np.sort(np.concatenate(keep)).astype(np.int64) if keep else np.empty(0, np.int64)
+
+
+@dataclasses.dataclass
+class BeatSet:
+    """Windows of one MIT-BIH lead around annotated beats, with their AAMI class.
+
+    Attributes
+    ----------
+    X: ``(n, samples)`` float32, mV, at :attr:`fs` (band-pass filtered unless asked otherwise).
+    y: ``(n,)`` AAMI class of the centre beat.
+    record: ``(n,)`` record name.
+    sample: ``(n,)`` R-peak sample of the centre beat (360 Hz).
+    fs: sampling frequency, Hz.
+    window_s: seconds ``(before, after)`` the R peak.
+    available: ``{class: count}`` of the beats the records offered before the cap.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    record: np.ndarray
+    sample: np.ndarray
+    fs: float
+    window_s: tuple[float, float]
+    available: dict[str, int]
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def patient(self) -> np.ndarray:
+        """``(n,)`` patient of each window (:func:`ecgbook.data.mitdb.record_to_patient`: 202 → 201)."""
+        return np.array([record_to_patient(r) for r in self.record])
+
+    def counts(self) -> pd.DataFrame:
+        """Beats per class: available in the records, kept, and the records/patients they come from."""
+        rows = {}
+        for cls in self.available:
+            mask = self.y == cls
+            rows[cls] = {"available": self.available[cls], "kept": int(mask.sum()),
+                         "records": len(np.unique(self.record[mask])),
+                         "patients": len(np.unique(self.patient[mask]))}
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("class")
+
+
+def mitdb_beat_set(db: MITBIH, records: Sequence[str] = DS1 + DS2, classes: Sequence[str] = BEAT_CLASSES,
+                   per_class: int | None = None, window_s: tuple[float, float] = (1.0, 1.0), seed: int = 0,
+                   band: tuple[float, float] | None = (0.5, 40.0), margin_s: float = 1.0,
+                   lead: str = "MLII", fallback: str | None = "V5") -> BeatSet:
+    """A class-capped set of beat-centred windows from MIT-BIH records.
+
+    Every beat of ``classes`` whose window (with ``margin_s`` on both sides) fits in its record is
+    a candidate (:meth:`ecgbook.data.mitdb.MITBIH.beat_segments`); :func:`cap_per_class` then keeps
+    at most ``per_class`` per class, at random over all records; the windows kept are band-pass
+    filtered and trimmed. Signals are read twice (labels first, then only the windows kept), so
+    memory stays proportional to the windows kept.
+
+    Parameters
+    ----------
+    db: the :class:`~ecgbook.data.mitdb.MITBIH` reader.
+    records: records to draw from (default DS1 + DS2, the 44 non-paced records).
+    classes: AAMI classes (default :data:`BEAT_CLASSES`).
+    per_class: cap per class (``None``: all beats).
+    window_s: seconds ``(before, after)`` the R peak; the default 2-s window holds the beat and,
+        at usual heart rates, its neighbours, so that prematurity (short RR) is visible.
+    seed: seed of the random cap.
+    band: ``(low, high)`` Hz of the zero-phase band-pass (:func:`ecgbook.signal.bandpass`) that
+        removes baseline wander and the electrode offset, which would otherwise dominate the
+        lowest rows of every spectrogram; ``None``: raw signal.
+    margin_s: extra seconds cut on each side before filtering and trimmed afterwards, so that the
+        filter's edge transients stay out of the window (ignored when ``band`` is ``None``).
+    lead, fallback: as :meth:`~ecgbook.data.mitdb.MITBIH.beat_segments`.
+
+    Returns
+    -------
+    :class:`BeatSet` ordered by record, then R-peak sample.
+
+    Raises
+    ------
+    ValueError
+        ``records`` is empty, or as :func:`cap_per_class` and ``beat_segments``.
+    KeyError, RecordError
+        As :meth:`~ecgbook.data.mitdb.MITBIH.beat_segments`.
+    """
+    records = [str(r) for r in records]
+    if not records:
+        raise ValueError("records: empty")
+    classes = tuple(classes)
+    margin_s = 0.0 if band is None else float(margin_s)
+    if margin_s < 0:
+        raise ValueError(f"margin_s: must be >= 0 s, got {margin_s}")
+    cut = (float(window_s[0]) + margin_s, float(window_s[1]) + margin_s)
+    labels = [db.beat_segments([r], cut, lead, fallback, classes)[1:] for r in records]
+    y_all = np.concatenate([lab[0] for lab in labels])
+    keep = cap_per_class(y_all, per_class, seed)
+    kept = np.zeros(len(y_all), bool)
+    kept[keep] = True
+    parts, offset = [], 0
+    for name, (y_r, _, _) in zip(records, labels):
+        mask = kept[offset:offset + len(y_r)]
+        offset += len(y_r)
+        if mask.any():
+            X_r, y_r2, rec_r, s_r = db.beat_segments([name], cut, lead, fallback, classes)
+            X_r = X_r[mask]
+            if band is not None:
+                trim = int(round(margin_s * FS))
+                X_r = bandpass(X_r, FS, *band)[:, trim:X_r.shape[1] - trim]
+            parts.append((X_r.astype(np.float32, copy=False), y_r2[mask], rec_r[mask], s_r[mask]))
+    if not parts:
+        raise ValueError(f"records {records[:3]}…: no beat of classes {classes} has a window inside its record")
+    X, y, record, sample = (np.concatenate(column) for column in zip(*parts))
+    available = {c: int((y_all == c).sum()) for c in classes}
+    return BeatSet(X=X, y=y, record=record, sample=sample, fs=FS, window_s=tuple(window_s),
+                   available=available)
