@@ -45,12 +45,13 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import tempfile
 import urllib.error
 import urllib.request
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Iterable, Iterator
 from urllib.parse import urlparse
 
@@ -205,14 +206,14 @@ def safe_join(root: str | Path, rel: str, source: str = "") -> Path:
     Windows drive), or contains a ``..`` component or a backslash.
     """
     where = f"{source}: " if source else ""
-    if not rel or rel.startswith(("/", "\\")) or "\\" in rel or PureWindowsPath(rel).drive \
-            or PurePosixPath(rel).is_absolute():
+    if not rel or rel[0] in "/\\" or "\\" in rel or (len(rel) > 1 and rel[1] == ":"):
         raise UnsafePathError(f"{where}path {rel!r} is empty or absolute; refusing it")
-    if ".." in PurePosixPath(rel).parts:
+    if ".." in rel.split("/"):
         raise UnsafePathError(f"{where}path {rel!r} climbs out of the dataset folder with '..'; refusing it")
-    # Lexical checks only: a symbolic link the user placed inside the folder is theirs to make, and
-    # downloads replace a link by a file (rename) rather than write through it.
-    target = Path(root) / rel
+    # Lexical checks only (string operations: this runs for every file of a dataset): a symbolic
+    # link the user placed inside the folder is theirs to make, and downloads replace a link by a
+    # file (rename) rather than write through it.
+    target = Path(os.path.join(root, rel))
     return target
 
 
@@ -569,10 +570,10 @@ class VerificationCache:
         """SHA-256 of the file at ``rel`` (``None`` if absent), hashing only when its stat changed."""
         path = self.root / rel if path is None else path
         try:
-            st = path.stat()
-        except FileNotFoundError:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        if not path.is_file():
+        if not stat.S_ISREG(st.st_mode):
             return None
         entry = self.changed.get(rel) or self.entries.get(rel)
         if isinstance(entry, list) and len(entry) == 5 and entry[1:] == _stat_key(st):

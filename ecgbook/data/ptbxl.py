@@ -180,7 +180,7 @@ class PTBXL:
         self.statements = pd.read_csv(self.root / "scp_statements.csv", index_col=0)
         self._maps = statement_maps(self.statements)
         wanted = self.meta.index if max_records is None else self.meta.index[:max(0, max_records)]
-        self._files = {int(i): self.meta.at[i, column] for i in self.meta.index}
+        self._files = dict(zip(self.meta.index.astype(int), self.meta[column]))
         rels = [f"{self._files[i]}{ext}" for i in wanted for ext in (".hea", ".dat")]
         found = ensure_physionet(DATABASE, VERSION, rels, self.root, download=download, missing_ok=True)
         self.checksum_list = found.checksum_list
