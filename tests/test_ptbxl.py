@@ -79,3 +79,16 @@ def test_reader_without_download(tmp_path):
         PTBXL(root=tmp_path, download=False)
     with pytest.raises(ValueError, match="100 or 500 Hz"):
         PTBXL(root=tmp_path, download=False, fs=250)
+
+
+def test_scp_codes_parser_equals_literal_eval(mirror):
+    import ast
+
+    import pandas as pd
+
+    from ecgbook.data.ptbxl import parse_scp_codes
+
+    cells = pd.read_csv(mirror / "physionet.org/files/ptb-xl/1.0.3/ptbxl_database.csv")["scp_codes"]
+    assert all(parse_scp_codes(c) == ast.literal_eval(c) for c in cells)
+    assert parse_scp_codes("{'NORM': 100.0, 'SR': 0.0}") == {"NORM": 100.0, "SR": 0.0}
+    assert parse_scp_codes("{'A': 1, 'B': float('nan')}".replace("float('nan')", "0")) == {"A": 1, "B": 0}
