@@ -35,6 +35,7 @@ def offline(monkeypatch):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fail)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda url, dst, **kwargs: fail(url))  # ecgbook downloads with it (integrity)
 
 
 # --------------------------------------------------------------------------- images

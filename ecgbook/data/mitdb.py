@@ -44,6 +44,7 @@ Patients
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -53,7 +54,7 @@ import pandas as pd
 import wfdb
 
 from .. import config
-from .download import fetch_physionet
+from .download import DataWarning, DatasetFiles, ensure_physionet, file_provenance
 from .records import Record, RecordError, read_record
 
 DATABASE = "mitdb"
@@ -128,8 +129,9 @@ def _read_names(records_file: Path) -> list[str]:
 def download_mitdb(root: str | Path | None = None, records: Iterable[str | int] | None = None) -> Path:
     """Fetch the database (``RECORDS`` and each record's ``.hea``, ``.dat``, ``.atr``) into ``root``.
 
-    Every file is verified against PhysioNet's ``SHA256SUMS.txt``; files already present with the
-    right checksum are not fetched again (see :func:`ecgbook.data.download.fetch_physionet`).
+    Every file is verified against PhysioNet's (pinned) ``SHA256SUMS.txt``, also when already
+    present (hash cached by stat); files with the right checksum are not fetched again, damaged
+    ones are (see :func:`ecgbook.data.download.ensure_physionet`).
 
     Parameters
     ----------
@@ -148,10 +150,14 @@ def download_mitdb(root: str | Path | None = None, records: Iterable[str | int] 
         As :func:`~ecgbook.data.download.fetch_physionet`.
     """
     root = Path(root) if root is not None else default_root()
-    fetch_physionet(DATABASE, VERSION, ["RECORDS"], root)
-    names = _read_names(root / "RECORDS") if records is None else [str(r) for r in records]
-    fetch_physionet(DATABASE, VERSION, [n + ext for n in names for ext in EXTENSIONS], root)
+    _download(root, records)
     return root
+
+
+def _download(root: Path, records=None) -> DatasetFiles:
+    ensure_physionet(DATABASE, VERSION, ["RECORDS"], root)
+    names = _read_names(root / "RECORDS") if records is None else [str(r) for r in records]
+    return ensure_physionet(DATABASE, VERSION, ["RECORDS"] + [n + ext for n in names for ext in EXTENSIONS], root)
 
 
 def _windows(signal: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
@@ -169,13 +175,21 @@ class MITBIH:
         :func:`default_root`). A folder that already holds them all is read as is, without any
         download (e.g. an existing copy of the database).
     download:
-        When files are missing, fetch them with :func:`download_mitdb` (checksum-verified);
-        when ``False``, raise instead.
+        Verify every file against the (pinned) checksum list and fetch the missing or damaged ones
+        with :func:`download_mitdb`; when ``False``, raise for missing files, verify the files
+        against a trusted local ``SHA256SUMS.txt`` if there is one (a damaged file raises), and
+        otherwise use them unverified (a :class:`~ecgbook.data.download.DataWarning` says so).
+
+    Attributes
+    ----------
+    files: :class:`~ecgbook.data.download.DatasetFiles`, which files were verified.
 
     Raises
     ------
     FileNotFoundError
         Files are missing and ``download`` is false; the message names the folder and the files.
+    ChecksumError
+        A file differs from its listed SHA-256 (``download=False``), or the source's copy does too.
 
     Examples
     --------
@@ -185,10 +199,9 @@ class MITBIH:
 
     def __init__(self, root: str | Path | None = None, download: bool = True):
         self.root = Path(root) if root is not None else default_root()
+        if download:
+            self.files = _download(self.root)
         missing = self._missing()
-        if missing and download:
-            download_mitdb(self.root)
-            missing = self._missing()
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             raise FileNotFoundError(
@@ -196,6 +209,26 @@ class MITBIH:
                 f"pass download=True or call download_mitdb({str(self.root)!r})")
         #: The 48 record names in the order of ``RECORDS`` (``"100"`` … ``"234"``).
         self.records: list[str] = _read_names(self.root / "RECORDS")
+        if not download:
+            self.files = ensure_physionet(DATABASE, VERSION, ["RECORDS"] + self._file_list(), self.root,
+                                          download=False)
+        if self.files.unverified:
+            warnings.warn(f"MIT-BIH in {self.root}: {len(self.files.unverified)} of "
+                          f"{len(self.files.present)} files are not named by a trusted checksum list and are "
+                          f"used unverified (e.g. {self.files.unverified[0]})", DataWarning, stacklevel=2)
+
+    def _file_list(self, names: Iterable[str | int] | None = None) -> list[str]:
+        names = self.records if names is None else [str(n) for n in names]
+        return [n + ext for n in names for ext in EXTENSIONS]
+
+    def provenance(self, names: Iterable[str | int] | None = None) -> dict:
+        """Provenance of records ``names`` (default all): content hash and verified/unverified counts.
+
+        See :func:`ecgbook.data.download.file_provenance`; ``records`` is the number of records.
+        """
+        files = self._file_list(names)
+        return {"records": len(files) // len(EXTENSIONS),
+                **file_provenance(self.root, files, database=DATABASE, version=VERSION)}
 
     def _missing(self) -> list[str]:
         if not (self.root / "RECORDS").is_file():
