@@ -13,9 +13,14 @@ Macro averages never average NaN: a class on which a metric is undefined (no pos
 negative record for AUROC, nothing true and nothing predicted for F1) is left out of the mean and
 named in the result. Two conventions differ for the macro AUPRC of a class without a negative
 record (:func:`macro_auprc`): the book's (PTB-XL chapters) leaves it out, the Challenge 2020/2021
-``compute_auc`` counts it as 1 and keeps it in the mean (:func:`challenge_metrics` uses that one). Decision thresholds are chosen on validation data only
-(:func:`choose_thresholds`); confidence intervals come from resampling records
-(:func:`bootstrap_ci`, :func:`paired_bootstrap`).
+``compute_auc`` counts it as 1 and keeps it in the mean (:func:`challenge_metrics` uses that one).
+Decision thresholds are chosen on validation data only (:func:`choose_thresholds`).
+
+Confidence intervals come from resampling records (:func:`bootstrap_ci`, :func:`paired_bootstrap`).
+The macro AUROC of every resample is computed at once by a rank statistic on record counts
+(:func:`auroc_weighted`, equal to scikit-learn's ``roc_auc_score`` within 1e-12), and a macro
+metric's class set is fixed to the classes defined on the full test fold: a resample in which one
+of them has no positive or no negative record is redrawn (``fix_classes``).
 
 Sources: the official evaluation code of the PhysioNet/CinC Challenges 2017, 2020 and 2021
 (github.com/physionetchallenges; Clifford et al. 2017, Perez Alday et al. 2020, Reyna et al.
