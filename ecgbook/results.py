@@ -7,7 +7,11 @@ The schema (``"schema": "ecgbook.results/1"``) is documented in ``results/README
 
     {"schema", "chapter", "profile", "created" (UTC ISO time),
      "provenance": {"commit", "dirty", "profile", "device", "seed", "wall_time_s",
-                    "python", "torch", "datasets": {name: {"manifest_hash", "records"}}},
+                    "python", "torch", "torch_threads", "cpu", "machine", "cuda",
+                    "datasets": {name: {"manifest_hash", "records"}}},
+
+``torch_threads`` and ``cpu`` (the CPU model) say why a rerun elsewhere can differ: CPU results
+repeat bit for bit on the same machine with the same thread count only (see :mod:`ecgbook.train`).
      "params": {...papermill parameters as resolved...},
      "metrics": [{"model", "task", "metric", "value", "ci_low", "ci_high", "split", "n", ...}, ...],
      "reference": [{"source", "model", "task", "metric", "value", "note"}, ...],
@@ -18,6 +22,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -45,6 +50,40 @@ def git_commit(root: Path | None = None) -> tuple[str, bool]:
         return commit, bool(status.strip())
     except (OSError, subprocess.CalledProcessError):
         return "unknown", False
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, ``sysctl`` on macOS, else
+    :func:`platform.processor`), with the logical core count: e.g. ``"AMD EPYC 9654 96-Core
+    Processor (2 logical cores)"``; ``"unknown"`` when nothing says."""
+    name = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    if not name and platform.system() == "Darwin":
+        try:
+            name = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            pass
+    name = name or platform.processor() or "unknown"
+    cores = os.cpu_count()
+    return f"{name} ({cores} logical cores)" if cores else name
+
+
+def runtime_provenance() -> dict:
+    """What of the machine and runtime decides whether a rerun repeats bit for bit:
+    ``torch_threads`` (``torch.get_num_threads()``), ``cpu`` (:func:`cpu_model`), ``machine``
+    (architecture), ``python``, ``torch``, and ``cuda`` (the GPU's name, or ``None``)."""
+    import torch  # local: keep this module importable without torch for table reading
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "cpu": cpu_model(), "machine": platform.machine(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
 def _clean(value):
@@ -88,15 +127,13 @@ def write_results(chapter: str, profile: str, *, metrics: list[dict], params: di
         missing = [k for k in REQUIRED_ROW_KEYS if k not in row]
         if missing:
             raise ValueError(f"metrics row {i} of {chapter!r} lacks {missing}: {row}")
-    import torch  # local: keep this module importable without torch for table reading
-
     commit, dirty = git_commit()
     doc = {
         "schema": SCHEMA, "chapter": chapter, "profile": profile,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "provenance": {"commit": commit, "dirty": dirty, "profile": profile, "device": device, "seed": seed,
-                       "wall_time_s": round(float(wall_time_s), 2), "python": platform.python_version(),
-                       "torch": torch.__version__, "datasets": datasets},
+                       "wall_time_s": round(float(wall_time_s), 2), **runtime_provenance(),
+                       "datasets": datasets},
         "params": params, "metrics": metrics, "reference": reference or [], "extra": extra or {},
     }
     folder = (root or config.results_dir()) / profile

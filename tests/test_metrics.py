@@ -57,6 +57,44 @@ def test_macro_auprc_hand_case():
     assert M.macro_auprc(y_true, y_score).value == pytest.approx(5 / 6)
 
 
+def _official_auprc(labels, outputs):
+    """Loop transcription of the published AUPRC definition of the Challenge 2020/2021 scorer:
+    over distinct output values, descending, the area under the step function of precision
+    against recall (NaN when a ratio's denominator is 0), averaged with nanmean."""
+    per_class = []
+    for k in range(labels.shape[1]):
+        y, s = labels[:, k].astype(bool), outputs[:, k]
+        recall, precision = [], []
+        for cut in np.unique(s)[::-1]:
+            tp, fp = np.sum(y & (s >= cut)), np.sum(~y & (s >= cut))
+            recall.append(tp / y.sum() if y.sum() else np.nan)
+            precision.append(tp / (tp + fp))
+        area, previous = 0.0, 0.0 if y.sum() else np.nan
+        for r, p in zip(recall, precision):
+            area += (r - previous) * p
+            previous = r
+        per_class.append(area)
+    return np.nanmean(per_class), np.array(per_class)
+
+
+def test_macro_auprc_conventions_book_and_challenge():
+    rng = np.random.default_rng(8)
+    y_true = (rng.random((50, 5)) < 0.4).astype(int)
+    y_true[:, 1] = 1                                   # no negative: AUPRC 1 in the official code
+    y_true[:, 3] = 0                                   # no positive: undefined in both
+    y_score = np.round(rng.random((50, 5)) + 0.5 * y_true, 1)   # ties
+    official_mean, official = _official_auprc(y_true, y_score)
+    challenge = M.macro_auprc(y_true, y_score, convention="challenge")
+    np.testing.assert_allclose(challenge.per_class, official, atol=1e-12)
+    assert challenge.per_class[1] == 1.0 and challenge.excluded == [3]
+    assert challenge.value == pytest.approx(official_mean, abs=1e-12)
+    book = M.macro_auprc(y_true, y_score)
+    assert book.excluded == [1, 3] and np.isnan(book.per_class[1])
+    assert book.value == pytest.approx(np.mean(official[[0, 2, 4]]))
+    with pytest.raises(ValueError, match="convention"):
+        M.macro_auprc(y_true, y_score, convention="ptbxl")
+
+
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="y_score"):
         M.macro_auroc(np.ones((3, 2)), np.ones((3, 3)))
@@ -82,6 +120,27 @@ def test_f1_hand_case():
     assert out["macro"] == pytest.approx(2 / 3)
     assert out["sample"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
     assert out["sample"] == pytest.approx(f1_score(Y_TRUE, Y_PRED, average="samples", zero_division=1))
+
+
+def test_f1_and_accuracy_equal_the_formulas_on_random_decisions():
+    rng = np.random.default_rng(2)
+    t = rng.random((80, 6)) < 0.3
+    p = rng.random((80, 6)) < 0.3
+    t[:, 5] = p[:, 5] = False                          # a class with nothing true, nothing predicted
+    t[:10] = p[:10] = False                            # records with empty truth and prediction
+    tp, fp, fn = (t & p).sum(0), (~t & p).sum(0), (t & ~p).sum(0)
+    with np.errstate(invalid="ignore"):
+        per_class = 2 * tp / (2 * tp + fp + fn)
+    sizes, inter, union = t.sum(1) + p.sum(1), (t & p).sum(1), (t | p).sum(1)
+    f1_rec = np.where(sizes > 0, 2 * inter / np.maximum(sizes, 1), 1.0)
+    jac_rec = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    out = M.f1_scores(t, p)
+    np.testing.assert_allclose(out["per_class"], per_class, atol=1e-15)
+    assert out["excluded"] == [5] and out["macro"] == pytest.approx(np.nanmean(per_class), abs=1e-15)
+    assert out["sample"] == pytest.approx(f1_rec.mean(), abs=1e-15)
+    acc = M.accuracy(t, p)
+    assert acc["sample"] == pytest.approx(jac_rec.mean(), abs=1e-15)
+    assert acc["subset"] == pytest.approx((t == p).all(1).mean()) and acc["per_label"] == pytest.approx((t == p).mean())
 
 
 def test_accuracy_hand_case():
@@ -161,12 +220,29 @@ def test_challenge_score_matches_loop_reference():
 
 def test_challenge_score_undefined_and_bad_normal():
     only_normal = np.array([[0, 1, 0], [0, 1, 0]])
-    with pytest.warns(UserWarning, match="undefined"):
-        assert np.isnan(M.challenge_score(only_normal, only_normal, W, CLASSES))
+    # the official code (2020 at 8ad0242, 2021 at e2a75fc) returns 0.0 when correct == inactive
+    with pytest.warns(UserWarning, match="undefined.*0.0"):
+        assert M.challenge_score(only_normal, only_normal, W, CLASSES) == 0.0
+    with pytest.warns(UserWarning, match="undefined.*nan"):
+        assert np.isnan(M.challenge_score(only_normal, only_normal, W, CLASSES, undefined="nan"))
+    with pytest.raises(ValueError, match="undefined"):
+        M.challenge_score(only_normal, only_normal, W, CLASSES, undefined="raise")
     with pytest.raises(ValueError, match="normal_class"):
         M.challenge_score(only_normal, only_normal, W, ["A", "B", "C"])
     # a merged class label "code|code" contains the normal class
     assert M.challenge_score(np.eye(3), np.eye(3), W, ["A", "426783006|999999", "B"]) == 1.0
+
+
+def test_challenge_metrics_bundle_uses_the_official_conventions():
+    y_true = np.array([[1, 0, 1], [1, 0, 0], [1, 1, 0], [1, 0, 1]])     # class A: no negative
+    y_score = np.array([[0.9, 0.2, 0.8], [0.4, 0.1, 0.3], [0.7, 0.6, 0.2], [0.8, 0.3, 0.1]])
+    y_pred = y_score >= 0.5
+    out = M.challenge_metrics(y_true, y_score, y_pred, W, CLASSES)
+    assert out["macro_auprc"] == pytest.approx(_official_auprc(y_true, y_score)[0])
+    assert out["excluded_auprc"] == [] and out["excluded_auroc"] == ["A"]
+    assert out["macro_auroc"] == pytest.approx(np.mean([roc_auc_score(y_true[:, k], y_score[:, k]) for k in (1, 2)]))
+    assert out["challenge_score"] == pytest.approx(_reference_challenge_score(y_true.astype(bool), y_pred, W, 1))
+    assert out["accuracy"] == 0.5 and out["macro_f1"] == pytest.approx(M.f1_scores(y_true, y_pred)["macro"])
 
 
 # --------------------------------------------------------------------------- thresholds
@@ -230,6 +306,106 @@ def test_paired_bootstrap_identical_models_and_better_model(random_scores):
     assert better["diff"] > 0 and better["low"] > 0 and better["p_value"] < 0.05
     with pytest.raises(ValueError, match="same"):
         M.paired_bootstrap(M.macro_auroc, y_true, y_score, y_score[:, :2])
+
+
+# --------------------------------------------------------------------------- rank AUROC, vectorised
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_rank_auroc_equals_sklearn_on_random_and_tied_scores(tied):
+    rng = np.random.default_rng(11)
+    y_true = rng.random((252, 71)) < rng.uniform(0.01, 0.5, 71)
+    y_true[:3, :] = True       # every class has a positive and a negative
+    y_true[3:6, :] = False
+    y_score = rng.random((252, 71)) + 0.5 * y_true
+    if tied:                   # heavy ties: 4 distinct values per class, some classes constant
+        y_score = np.round(y_score * 1.5) / 1.5
+        y_score[:, :3] = 0.25
+    expected = [roc_auc_score(y_true[:, k], y_score[:, k]) for k in range(71)]
+    np.testing.assert_allclose(M.auroc_weighted(y_true, y_score)[0], expected, rtol=0, atol=1e-12)
+    assert abs(M.macro_auroc(y_true, y_score).value - M.macro_auroc(y_true, y_score, method="sklearn").value) <= 1e-12
+    # a weighted copy is the AUROC of the resample it counts
+    resample = rng.integers(0, 252, 252)
+    counts = np.bincount(resample, minlength=252)[None]
+    t, s = y_true[resample], y_score[resample]
+    got = M.auroc_weighted(y_true, y_score, counts)[0]
+    for k in range(71):
+        if 0 < t[:, k].sum() < len(t):
+            assert abs(got[k] - roc_auc_score(t[:, k], s[:, k])) <= 1e-12
+        else:
+            assert np.isnan(got[k])
+
+
+def test_rank_auroc_hand_case_with_ties():
+    # positives 0.8, 0.5; negatives 0.5, 0.2: pairs (0.8>0.5) (0.8>0.2) (0.5=0.5 -> 1/2) (0.5>0.2) -> 3.5 / 4
+    y_true = np.array([1, 0, 1, 0])
+    y_score = np.array([0.8, 0.5, 0.5, 0.2])
+    assert M.auroc_weighted(y_true, y_score)[0, 0] == 3.5 / 4
+    with pytest.raises(ValueError, match="weights"):
+        M.auroc_weighted(y_true, y_score, np.ones((2, 3)))
+    with pytest.raises(ValueError, match="method"):
+        M.macro_auroc(y_true, y_score, method="trapezoid")
+
+
+def _slow_macro_auroc(t, s):
+    """The reference the fast path replaces: one scikit-learn call per class and resample."""
+    return M.macro_auroc(t, s, method="sklearn").value
+
+
+def test_vectorised_bootstrap_equals_sklearn_per_resample(random_scores):
+    y_true, y_score = random_scores
+    y_true = y_true.copy()
+    y_true[:4, 2] = [1, 0, 0, 0]
+    y_true[4:, 2] = 0                                   # class 2: one positive, often absent from a resample
+    for fix in (False, True):
+        fast = M.bootstrap_ci(M.macro_auroc, y_true, y_score, n_boot=100, seed=3, fix_classes=fix)
+        slow = M.bootstrap_ci(_slow_macro_auroc, y_true, y_score, n_boot=100, seed=3, fix_classes=fix)
+        assert abs(fast.low - slow.low) <= 1e-12 and abs(fast.high - slow.high) <= 1e-12
+        assert (fast.n_valid, fast.n_skipped, fast.n_redrawn) == (slow.n_valid, slow.n_skipped, slow.n_redrawn)
+    b = np.random.default_rng(4).random(y_score.shape)
+    fast = M.paired_bootstrap(M.macro_auroc, y_true, y_score, b, n_boot=100, seed=2)
+    slow = M.paired_bootstrap(_slow_macro_auroc, y_true, y_score, b, n_boot=100, seed=2, fix_classes=True)
+    for key in ("diff", "low", "high", "p_value"):
+        assert abs(fast[key] - slow[key]) <= 1e-12
+    assert fast["n_redrawn"] == slow["n_redrawn"] > 0
+
+
+def test_bootstrap_fixes_the_class_set_by_redrawing():
+    rng = np.random.default_rng(0)
+    y_true = (rng.random((40, 3)) < 0.5).astype(int)
+    y_true[:, 1] = 0
+    y_true[[5, 17], 1] = 1                              # two positives in 40 records
+    y_score = rng.random((40, 3)) + y_true
+    seen = []
+
+    def spy(t, s):
+        seen.append(t.sum(0))
+        return M.macro_auroc(t, s).value
+
+    result = M.bootstrap_ci(spy, y_true, y_score, n_boot=200, seed=1, fix_classes=True)
+    resampled = np.array(seen[1:])                      # seen[0] is the full data
+    assert len(resampled) == 200 and ((resampled > 0) & (resampled < 40)).all()
+    assert result.n_redrawn > 0 and result.n_skipped == 0
+    # P(both positives missing) = (38/40)^40 ~ 0.13: without fixing, some resamples drop class 1
+    loose = M.bootstrap_ci(M.macro_auroc, y_true, y_score, n_boot=200, seed=1, fix_classes=False)
+    assert loose.n_redrawn == 0
+    fixed = M.bootstrap_ci(M.macro_auroc, y_true, y_score, n_boot=200, seed=1)   # default for macro_auroc
+    assert (fixed.low, fixed.high, fixed.n_redrawn) == (result.low, result.high, result.n_redrawn)
+    # the kept resamples are the first defined ones of the same stream of draws
+    rng = np.random.default_rng(1)
+    draws = rng.integers(0, 40, (5000, 40))
+    ok = [((y_true[d].sum(0) > 0) & (y_true[d].sum(0) < 40)).all() for d in draws]
+    assert result.n_redrawn == int(np.flatnonzero(ok)[199]) + 1 - 200
+
+
+def test_bootstrap_gives_up_redrawing_with_a_clear_error(monkeypatch):
+    y_true = np.zeros((200, 2), int)
+    y_true[:100, 0] = 1
+    y_true[7, 1] = 1                                   # 1 positive in 200: kept ~63 % of the time
+    y_score = np.random.default_rng(0).random((200, 2))
+    monkeypatch.setattr(M, "MAX_DRAWS_PER_RESAMPLE", 1)
+    with pytest.raises(ValueError, match="fix_classes=False"):
+        M.bootstrap_ci(M.macro_auroc, y_true, y_score, n_boot=50)
 
 
 # --------------------------------------------------------------------------- CinC 2017

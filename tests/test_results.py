@@ -59,3 +59,22 @@ def test_toc_chapters_exist_and_notebooks_take_profile():
     for nb in notebooks:
         text = nb.read_text()
         assert ":tags: [parameters]" in text and 'profile = "tutorial"' in text, nb
+
+
+def test_provenance_records_threads_and_cpu_model(tmp_path):
+    import os
+
+    import torch
+
+    from ecgbook.results import cpu_model
+    path = write_results("demo", "smoke", metrics=[{"metric": "m", "value": 1.0}], params={}, seed=0, device="cpu",
+                         wall_time_s=0.0, datasets={}, root=tmp_path)
+    prov = json.loads(path.read_text())["provenance"]
+    assert prov["torch_threads"] == torch.get_num_threads() >= 1
+    assert prov["cpu"] == cpu_model() and prov["cpu"] != "unknown"
+    assert f"({os.cpu_count()} logical cores)" in prov["cpu"]
+    if os.path.exists("/proc/cpuinfo"):
+        names = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.lower().startswith("model name")]
+        if names:
+            assert prov["cpu"].startswith(names[0])
+    assert prov["machine"] and "python" in prov and "torch" in prov
