@@ -379,7 +379,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> tor
     """SimCLR's normalised temperature-scaled cross-entropy on two views ``(B, d)`` each
     (Chen et al. 2020, Eq. 1): each of the 2B embeddings must pick its partner among the other
     2B − 1. The self-similarity is masked out exactly (the official ECG code subtracts e¹ from the
-    denominator instead of exp(1/τ), ``SIMCLR_signal.py:70``). Returns a float32 scalar.
+    denominator instead of exp(1/τ), ``SIMCLR_signal.py:74``). Returns a float32 scalar.
     """
     z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
     n = z1.shape[0]
@@ -390,7 +390,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> tor
 
 
 class SimCLRModel(nn.Module):
-    """Encoder + projection ``Linear(d, 512) → ReLU → Linear(512, 128)`` (official ``SIMCLR_signal.py:25-41``).
+    """Encoder + projection ``Linear(d, 512) → ReLU → Linear(512, 128)`` (official ``SIMCLR_signal.py:31-47, 118``; τ 0.1 at ``:152``).
     ``forward(x) -> (batch, 128)`` projections."""
 
     def __init__(self, encoder: nn.Module, hidden_dim: int = 512, out_dim: int = 128):
@@ -406,7 +406,7 @@ class SimCLRModel(nn.Module):
 class SimCLRTask(Task):
     """SimCLR pretraining as a :class:`ecgbook.train.Task`: two global views per window
     (``make_views(x, 0, generator)[0]``), NT-Xent at ``temperature``; the encoder AND the projection
-    head are trained (the official code optimises only the encoder, ``SIMCLR_signal.py:128``).
+    head are trained (the official code optimises only the encoder, ``SIMCLR_signal.py:125``).
     Criterion: the NT-Xent loss on fixed validation views (``val_nt_xent``, lower is better) or a
     ``probe(encoder, device)`` (``val_probe``)."""
 

@@ -10,11 +10,11 @@
   any 1-D model.
 - :class:`FusionClassifier`: time-series encoder ⊕ spectrogram encoder, fused by a **gate**
   ``g = softmax(W [h_t ; h_s]) ∈ R²``, ``h = [g₀ h_t ; g₁ h_s]`` (official
-  ``models/ensemble_model.py:142-148, 164-168``) or by plain concatenation, then the official head
+  ``models/ensemble_model.py:34-40, 56-60``) or by plain concatenation, then the official head
   ``Linear(d, d/2) → Linear(d/2, classes)`` (two linear layers, no non-linearity between them).
 - :class:`ModalityClassifier`: one encoder and the same head (time series or spectrogram alone).
 - :func:`load_encoder_state`: load a pretrained encoder checkpoint with every key matched
-  (the official fusion model loads with ``strict=False`` and matches none, ``ensemble_model.py:128-140``).
+  (the official fusion model loads with ``strict=False`` and matches none, ``ensemble_model.py:20-32``).
 """
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ class Spectrogram(nn.Module):
 
 
 def official_head(in_features: int, n_classes: int) -> nn.Sequential:
-    """``Linear(d, d // 2) → Linear(d // 2, classes)`` (official ``ensemble_model.py:145-148``)."""
+    """``Linear(d, d // 2) → Linear(d // 2, classes)`` (official ``ensemble_model.py:37-40``)."""
     return nn.Sequential(nn.Linear(in_features, in_features // 2), nn.Linear(in_features // 2, n_classes))
 
 
