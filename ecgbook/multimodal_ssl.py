@@ -293,3 +293,25 @@ def threshold_optimism(y_val: np.ndarray, val_scores: np.ndarray, y_test: np.nda
             out[name] = {"f1_sample": float(f1["sample"]), "f1_macro": float(f1["macro"]), "thresholds": th.tolist()}
     out["optimism"] = {k: out["test"][k] - out["val"][k] for k in ("f1_sample", "f1_macro")}
     return out
+
+
+def pretraining_throughput(modality: str = "time", *, size: str = "small", records: int = 256, batch_size: int = 128,
+                           n_local: int = 4, out_dim: int = 4096, local_samples: int | None = 100, epochs: int = 1,
+                           device: str | None = None, seed: int = 0) -> dict:
+    """Benchmark of DINO pretraining (for ``benchmarks/run.py``): ``epochs`` epochs on ``records``
+    synthetic standard-normal 10-s records (speed only; no result is drawn from them).
+
+    Returns ``{"modality", "size", "windows_per_s" (training windows per wall second, from
+    :func:`ecgbook.train.fit`), "windows_per_cpu_s" (per second of this process's CPU time: stable
+    on a shared machine), "wall_s", "device"}``.
+    """
+    X = np.random.default_rng(seed).standard_normal((records, 12, 1000)).astype(np.float32)
+    spec = Spectrogram().fit(X[:32]) if modality == "spec" else None
+    c0, w0 = time.process_time(), time.perf_counter()
+    res = pretrain(modality, build_encoder(modality, size), X, epochs=epochs, batch_size=batch_size, lr=5e-4,
+                   dino=DINOConfig(out_dim=out_dim, n_local=n_local), views=ViewSettings(local_samples=local_samples),
+                   spectrogram=spec, X_val=X[:batch_size], device=device, seed=seed)
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    return {"modality": modality, "size": size, "windows_per_s": res.windows_per_s,
+            "windows_per_cpu_s": records * epochs / cpu if cpu > 0 else float("nan"), "wall_s": wall,
+            "device": res.fit.device}

@@ -124,3 +124,8 @@ def test_gate_weights_and_threshold_optimism():
     res = M.threshold_optimism(yv, sv, yt, st, ["a", "b", "c"])
     assert res["test"]["f1_macro"] >= res["val"]["f1_macro"]  # per-class F1 maximised on the scored fold
     assert res["optimism"]["f1_macro"] == pytest.approx(res["test"]["f1_macro"] - res["val"]["f1_macro"])
+
+
+def test_pretraining_throughput_benchmark_runs():
+    out = M.pretraining_throughput("spec", size="tiny", records=16, batch_size=8, n_local=1, out_dim=16)
+    assert out["windows_per_s"] > 0 and out["windows_per_cpu_s"] > 0 and out["modality"] == "spec"
