@@ -145,7 +145,9 @@ def _kind(values: list) -> str:
     if seen <= {str}:
         return "str"
     if seen <= {list, tuple}:
-        return "list"
+        items = [x for v in values if v is not None for x in v]
+        numeric = items and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in items)
+        return "numbers" if numeric else "list"
     if seen <= {bool}:
         return "bool"
     return "any"
@@ -187,6 +189,14 @@ def _check(chapter: str, name: str, value, kind: str):
         if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
             raise ValueError(f"{where}: expected a non-empty list of names (papermill: -y \"{name}: [a, b]\"), "
                              f"got {value!r}")
+        return list(value)
+    if kind == "numbers":  # e.g. seeds [0, 1, 2], label fractions [0.01, 0.1, 1.0]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if (not isinstance(value, (list, tuple)) or not value
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            raise ValueError(f"{where}: expected a non-empty list of numbers "
+                             f"(papermill: -y \"{name}: [1, 2]\"), got {value!r}")
         return list(value)
     if kind == "path":
         if not isinstance(value, (str, Path)):

@@ -22,6 +22,11 @@ def test_resolve_fills_and_overrides():
     assert profiles.resolve("baseline", "smoke", tasks="rhythm")["tasks"] == ["rhythm"]
     assert profiles.resolve("mrmnet", "smoke", cpsc_root="/data/cpsc")["cpsc_root"] == "/data/cpsc"
     assert profiles.resolve("baseline", "smoke", seed=0)["seed"] == 0
+    assert profiles.resolve("multimodal_ssl", "smoke", seeds=[0, 1])["seeds"] == [0, 1]
+    assert profiles.resolve("multimodal_ssl", "smoke", seeds=3)["seeds"] == [3]
+    assert profiles.resolve("multimodal_ssl", "smoke", fractions=[0.5, 1.0])["fractions"] == [0.5, 1.0]
+    with pytest.raises(ValueError, match="'seeds'.*list of numbers"):
+        profiles.resolve("multimodal_ssl", "smoke", seeds=["a"])
 
 
 @pytest.mark.parametrize("given, words", [
