@@ -195,7 +195,7 @@ def evaluate(y_true: np.ndarray, scores: np.ndarray, classes: list[str], *, y_va
     auc = macro_auroc(y_true, scores, classes)
     low = high = None
     if n_boot:
-        ci = bootstrap_ci(lambda t, s: macro_auroc(t, s).value, y_true, scores, n_boot=n_boot, seed=seed)
+        ci = bootstrap_ci(macro_auroc, y_true, scores, n_boot=n_boot, seed=seed)  # vectorised path
         low, high = ci.low, ci.high
     out = {"macro_auroc": auc.value, "ci_low": low, "ci_high": high, "excluded_classes": auc.excluded,
            "per_class": dict(zip(classes, auc.per_class)), "n": int(len(y_true))}
@@ -250,10 +250,6 @@ def pooled_scores(score_sets: Sequence[np.ndarray]) -> np.ndarray:
     return np.mean(np.stack([np.asarray(s, dtype=np.float64) for s in score_sets]), axis=0)
 
 
-def _auroc_value(t, s) -> float:
-    return macro_auroc(t, s).value
-
-
 @dataclass
 class SeedComparison:
     """A difference A − B measured over several seeds (see :func:`compare_over_seeds`).
@@ -300,7 +296,7 @@ class SeedComparison:
 
 def compare_over_seeds(y_true: np.ndarray, scores_a: Mapping[int, np.ndarray] | Sequence[np.ndarray],
                        scores_b: Mapping[int, np.ndarray] | Sequence[np.ndarray] | float, *,
-                       metric_fn: Callable = _auroc_value, n_boot: int = 1000, alpha: float = 0.05,
+                       metric_fn: Callable = macro_auroc, n_boot: int = 1000, alpha: float = 0.05,
                        seed: int = 0) -> SeedComparison:
     """Difference metric(A) − metric(B) on the same test records, over several seeds.
 
@@ -314,8 +310,9 @@ def compare_over_seeds(y_true: np.ndarray, scores_a: Mapping[int, np.ndarray] | 
         compared with seed *s* of B. ``scores_b`` may instead be a number, a published value
         (e.g. the benchmark's macro AUROC): then the difference is metric(A) − value.
     metric_fn:
-        ``metric_fn(y_true, scores) -> float``; default macro AUROC (classes without a positive
-        left out).
+        ``metric_fn(y_true, scores) -> float`` (or a ``MacroResult``); default
+        :func:`~ecgbook.metrics.macro_auroc` itself, which the bootstrap computes vectorised over
+        resamples (classes without a positive or negative in the test fold left out).
     n_boot, alpha, seed:
         Bootstrap resamples of test records, 1 − confidence, and the resampling seed.
 
