@@ -371,9 +371,23 @@ def direction(comparison: SeedComparison) -> int:
     return 0
 
 
+#: Run-health tags (:mod:`ecgbook.health`) that make a comparison inconclusive whatever its interval.
+BLOCKING_TAGS = ("DIVERGED", "AT CHANCE", "KEPT LAST EPOCH", "STILL RISING")
+
+
+def blocking_warnings(warnings: Sequence[str]) -> list[str]:
+    """The warnings among ``warnings`` that say a run has not converged or failed
+    (:const:`BLOCKING_TAGS`); seed outliers are not among them (the sign rule of
+    :func:`direction` already covers a seed that disagrees)."""
+    return [w for w in warnings if w.split(" — ")[0] in BLOCKING_TAGS]
+
+
 def comparison_sentence(comparison: SeedComparison, a: str, b: str, *, where: str = "",
-                        what: str = "macro AUROC") -> str:
-    """One Markdown sentence about A − B that states a direction only when :func:`direction` does.
+                        what: str = "macro AUROC", health: Sequence[str] = ()) -> str:
+    """One Markdown sentence about A − B that states a direction only when :func:`direction` does
+    and no run of the two models has a blocking health warning (``health``: the warnings of both
+    models' runs; a run that has not converged — kept last epoch, still rising — or that diverged
+    makes the comparison inconclusive, and the sentence says so).
 
     ``a``/``b`` name the two sides (``b`` is e.g. ``"the baseline"`` or ``"the published 0.930"``);
     ``where`` is appended to the subject (e.g. ``"on rhythm"``). Example:
@@ -389,6 +403,12 @@ def comparison_sentence(comparison: SeedComparison, a: str, b: str, *, where: st
     interval = f"Δ {c.pooled:+.3f} [{c.low:+.3f}, {c.high:+.3f}]"
     p = f", p = {c.p_value:.2f}" if c.p_value is not None else ""
     d = direction(c)
+    blocked = blocking_warnings(health)
+    if blocked:
+        tags = sorted({w.split(" — ")[0].lower() for w in blocked})
+        return (f"{a} vs {b}{where}: **inconclusive** — {len(blocked)} run(s) not converged or failed "
+                f"({', '.join(tags)}), so the budget does not support a conclusion; "
+                f"{interval}{p} (seeds: {span}).")
     if d:
         word = "higher" if d > 0 else "lower"
         return (f"{a} is **{word}** than {b}{where} in {'all ' if c.n_seeds > 1 else ''}{seeds} "
