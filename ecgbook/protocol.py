@@ -54,6 +54,7 @@ class Prepared:
     classes: list[str]
     standardizer: Standardizer
     fs: int
+    ids: dict[str, np.ndarray] = field(default_factory=dict)
 
     def sizes(self) -> dict[str, int]:
         """Records per split."""
@@ -61,9 +62,10 @@ class Prepared:
 
 
 def prepare_arrays(X: np.ndarray, Y: np.ndarray, splits: dict[str, np.ndarray], classes: list[str],
-                   fs: int, what: str = "dataset") -> Prepared:
+                   fs: int, what: str = "dataset", record_ids: np.ndarray | None = None) -> Prepared:
     """Split ``X (records, leads, samples)`` / ``Y (records, classes)`` by the index arrays
     ``splits["train"|"val"|"test"]`` and standardise per lead with training statistics only.
+    ``record_ids`` ``(records,)`` (e.g. PTB-XL ``ecg_id``) are kept per split in ``ids``.
 
     Raises ``ValueError`` naming ``what`` when a split is empty or the splits overlap.
     """
@@ -75,8 +77,10 @@ def prepare_arrays(X: np.ndarray, Y: np.ndarray, splits: dict[str, np.ndarray], 
         raise ValueError(f"{what}: train, validation and test splits overlap")
     parts = {name: np.asarray(X[splits[name]], dtype=np.float32) for name in ("train", "val", "test")}
     scaler = Standardizer().fit(parts["train"])
+    ids = {} if record_ids is None else {name: np.asarray(record_ids)[splits[name]] for name in splits}
     return Prepared(scaler.transform(parts["train"]), Y[splits["train"]], scaler.transform(parts["val"]),
-                    Y[splits["val"]], scaler.transform(parts["test"]), Y[splits["test"]], list(classes), scaler, fs)
+                    Y[splits["val"]], scaler.transform(parts["test"]), Y[splits["test"]], list(classes), scaler, fs,
+                    ids)
 
 
 def prepare(task: PTBXLTask) -> Prepared:
@@ -85,7 +89,8 @@ def prepare(task: PTBXLTask) -> Prepared:
     Raises ``ValueError`` when a split is empty (e.g. a very small subset of records).
     """
     splits = {name: task.split(name) for name in ("train", "val", "test")}
-    return prepare_arrays(task.X, task.Y, splits, task.classes, task.fs, what=f"PTB-XL {task.task}")
+    return prepare_arrays(task.X, task.Y, splits, task.classes, task.fs, what=f"PTB-XL {task.task}",
+                          record_ids=task.ecg_id)
 
 
 def multilabel_folds(Y: np.ndarray, k: int = 10, seed: int = 0) -> np.ndarray:
@@ -525,3 +530,48 @@ def seed_rows(model: str, task: str, data: Prepared, runs: Sequence[RunOutput], 
                        excluded_classes=pooled["excluded_classes"])
         rows.append(row)
     return rows
+
+
+def stored_scores(data: Prepared, runs: Sequence[RunOutput]) -> dict:
+    """The runs' validation and test scores with the records they belong to, JSON-friendly, so that
+    another chapter can compare its models with these runs on the same records without training
+    them again (:func:`runs_from_stored`).
+
+    Returns ``{"classes", "val_ids", "test_ids", "seeds": {seed: {"val", "test", "history",
+    "best_epoch", "best_score", "epochs"}}}`` (scores as nested lists ``(records, classes)``).
+    Raises ``ValueError`` when ``data`` has no record ids.
+    """
+    if not data.ids:
+        raise ValueError("stored_scores: the prepared data carry no record ids (use protocol.prepare)")
+    return {"classes": list(data.classes), "val_ids": data.ids["val"].tolist(), "test_ids": data.ids["test"].tolist(),
+            "seeds": {str(r.seed): {"val": np.asarray(r.val_scores, dtype=float).tolist(),
+                                    "test": np.asarray(r.test_scores, dtype=float).tolist(),
+                                    "history": r.fit.history, "best_epoch": r.fit.best_epoch,
+                                    "best_score": r.fit.best_score, "epochs": r.epochs}
+                      for r in runs}}
+
+
+def runs_from_stored(stored: Mapping, data: Prepared, seeds: Sequence[int], *, what: str = "stored runs"
+                     ) -> list[RunOutput]:
+    """Rebuild the :class:`RunOutput` of each seed from :func:`stored_scores` (``model`` is
+    ``None``), after checking that they were made on exactly ``data``'s validation and test
+    records and classes.
+
+    Raises ``ValueError`` naming ``what`` and the first mismatch (other records, other classes,
+    a missing seed) — the caller then trains the model instead.
+    """
+    if list(stored.get("classes", [])) != list(data.classes):
+        raise ValueError(f"{what}: classes differ from this task's")
+    for split in ("val", "test"):
+        if not data.ids or list(map(int, stored.get(f"{split}_ids", []))) != list(map(int, data.ids[split])):
+            raise ValueError(f"{what}: {split} records differ from this run's")
+    runs = []
+    for seed in seeds:
+        r = stored.get("seeds", {}).get(str(seed))
+        if r is None:
+            raise ValueError(f"{what}: no run with seed {seed}")
+        fit = TrainResult(history=list(r["history"]), best_epoch=int(r["best_epoch"]),
+                          best_score=float(r["best_score"]))
+        runs.append(RunOutput(None, fit, np.asarray(r["val"]), np.asarray(r["test"]), seed=int(seed),
+                              epochs=r.get("epochs")))
+    return runs

@@ -172,6 +172,21 @@ def test_seed_rows_and_health_on_a_tiny_run():
     assert mean["seeds"] == 3 and mean["value"] == pytest.approx(np.mean([r["value"] for r in per_seed]))
     pooled = next(r for r in rows if r["evaluation"] == "pooled over seeds" and r["metric"] == "macro_auroc")
     assert pooled["seeds"] == 3 and pooled["ci_low"] <= pooled["value"] <= pooled["ci_high"]
+    import json
+    data.ids = {k: np.arange(len(v)) + 1000 * i for i, (k, v) in enumerate(splits.items())}
+    stored = json.loads(json.dumps(protocol.stored_scores(data, runs)))  # through a results file
+    back = protocol.runs_from_stored(stored, data, seeds=[0, 2])
+    np.testing.assert_allclose(back[1].test_scores, runs[2].test_scores)
+    assert back[1].fit.best_epoch == runs[2].fit.best_epoch and back[1].fit.history == runs[2].fit.history
+    rows_back = protocol.seed_rows("tiny", "toy", data, back, n_boot=20)
+    assert {r["seed"] for r in rows_back if "seed" in r} == {0, 2}
+    with pytest.raises(ValueError, match="no run with seed 5"):
+        protocol.runs_from_stored(stored, data, seeds=[5])
+    other = protocol.Prepared(**{**data.__dict__, "ids": {**data.ids, "test": data.ids["test"] + 1}})
+    with pytest.raises(ValueError, match="test records differ"):
+        protocol.runs_from_stored(stored, other, seeds=[0])
+    with pytest.raises(ValueError, match="no record ids"):
+        protocol.stored_scores(protocol.Prepared(**{**data.__dict__, "ids": {}}), runs)
     warnings = protocol.seed_health(runs, data.Y_test, name="toy")
     assert all(isinstance(w, str) for w in warnings)
     with pytest.raises(ValueError, match="distinct seeds"):
