@@ -59,13 +59,13 @@ PROFILES: dict[str, dict[str, dict]] = {
     "classroom": {
         "primer": {"max_records": 1000, "mitdb_records": 11},
         "baseline": {"max_records": 1000, "tasks": ["superdiagnostic"], "epochs": 8, "batch_size": 64,
-                     "lr": 1e-2, "n_boot": 200, "seed": 0},
+                     "lr": 1e-2, "patience": None, "n_boot": 200, "seeds": [0, 1, 2]},
         "transfer": {"cinc_records": 1000, "mitdb_per_class": 250, "backbones": ["efficientnet_lite0"],
                      "weights": ["imagenet", "random"], "image_size": 224, "classifiers": ["linear_svm", "logreg"],
                      "folds": 5, "batch_size": 32, "seed": 0},
         "mrmnet": {"max_records": 1000, "tasks": ["superdiagnostic"], "variants": ["released"],
-                   "variant_task": "superdiagnostic", "epochs": 6, "batch_size": 64, "lr": 1e-3, "n_boot": 200,
-                   "seed": 0, "cpsc_root": None},
+                   "variant_task": "superdiagnostic", "epochs": 6, "batch_size": 64, "lr": 1e-3,
+                   "patience": None, "n_boot": 200, "seeds": [0, 1, 2], "cpsc_root": None},
     },
     "tutorial": {
         "primer": {"max_records": None, "mitdb_records": 48},
@@ -123,7 +123,8 @@ def _kind(values: list) -> str:
     if seen <= {str}:
         return "str"
     if seen <= {list, tuple}:
-        return "list"
+        items = {type(x) for v in values if v is not None for x in v}
+        return "ints" if items <= {int} else "list"
     if seen <= {bool}:
         return "bool"
     return "any"
@@ -165,6 +166,15 @@ def _check(chapter: str, name: str, value, kind: str):
         if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
             raise ValueError(f"{where}: expected a non-empty list of names (papermill: -y \"{name}: [a, b]\"), "
                              f"got {value!r}")
+        return list(value)
+    if kind == "ints":  # e.g. seeds: papermill -y "seeds: [0, 1, 2]" (or -p seeds 4: one seed)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value]
+        if (not isinstance(value, (list, tuple)) or not value
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+                or len(set(value)) != len(value)):
+            raise ValueError(f"{where}: expected a non-empty list of distinct integers ≥ 0 "
+                             f"(papermill: -y \"{name}: [0, 1, 2]\"), got {value!r}")
         return list(value)
     if kind == "path":
         if not isinstance(value, (str, Path)):
