@@ -191,3 +191,16 @@ def test_seed_rows_and_health_on_a_tiny_run():
     assert all(isinstance(w, str) for w in warnings)
     with pytest.raises(ValueError, match="distinct seeds"):
         protocol.train_seeds(build, data, seeds=[1, 1], epochs=1, batch_size=12, lr=1e-2)
+
+
+def test_chapter_profiles_rest_on_three_seeds_and_share_the_baseline():
+    """Every profile's stated comparisons rest on >= 3 seeds, and the MRM-Net chapter can reuse
+    the baseline chapter's runs (same records, seeds and tasks) in every profile."""
+    from ecgbook import profiles
+
+    for name in profiles.PROFILE_NAMES:
+        base, mrm = profiles.resolve("baseline", name), profiles.resolve("mrmnet", name)
+        assert len(base["seeds"]) >= 3 and len(mrm["seeds"]) >= 3, name
+        assert base["seeds"] == mrm["seeds"] and base["max_records"] == mrm["max_records"], name
+        assert set(mrm["tasks"]) <= set(base["tasks"]), name
+        assert mrm["variant_task"] in base["tasks"], name
