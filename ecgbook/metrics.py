@@ -11,9 +11,16 @@ Conventions
 
 Macro averages never average NaN: a class on which a metric is undefined (no positive or no
 negative record for AUROC, nothing true and nothing predicted for F1) is left out of the mean and
-named in the result. Decision thresholds are chosen on validation data only
-(:func:`choose_thresholds`); confidence intervals come from resampling records
-(:func:`bootstrap_ci`, :func:`paired_bootstrap`).
+named in the result. Two conventions differ for the macro AUPRC of a class without a negative
+record (:func:`macro_auprc`): the book's (PTB-XL chapters) leaves it out, the Challenge 2020/2021
+``compute_auc`` counts it as 1 and keeps it in the mean (:func:`challenge_metrics` uses that one).
+Decision thresholds are chosen on validation data only (:func:`choose_thresholds`).
+
+Confidence intervals come from resampling records (:func:`bootstrap_ci`, :func:`paired_bootstrap`).
+The macro AUROC of every resample is computed at once by a rank statistic on record counts
+(:func:`auroc_weighted`, equal to scikit-learn's ``roc_auc_score`` within 1e-12), and a macro
+metric's class set is fixed to the classes defined on the full test fold: a resample in which one
+of them has no positive or no negative record is redrawn (``fix_classes``).
 
 Sources: the official evaluation code of the PhysioNet/CinC Challenges 2017, 2020 and 2021
 (github.com/physionetchallenges; Clifford et al. 2017, Perez Alday et al. 2020, Reyna et al.
@@ -29,8 +36,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (average_precision_score, confusion_matrix, precision_recall_curve,
-                             roc_auc_score, roc_curve)
+from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix, f1_score,
+                             hamming_loss, jaccard_score, precision_recall_curve, roc_auc_score, roc_curve)
 
 #: SNOMED CT code of sinus rhythm, the "normal" class of the Challenges 2020/2021.
 NORMAL_CLASS = "426783006"
@@ -231,15 +238,46 @@ def macro_auroc(y_true, y_score, class_names: Sequence | None = None, *, method:
                   all_classes=True)
 
 
-def macro_auprc(y_true, y_score, class_names: Sequence | None = None) -> MacroResult:
+def macro_auprc(y_true, y_score, class_names: Sequence | None = None, *,
+                convention: str = "book") -> MacroResult:
     """Macro AUPRC: mean over classes of the average precision (step-wise area under the
     precision-recall curve, :func:`sklearn.metrics.average_precision_score`, which is how the
-    Challenge 2020/2021 ``compute_auc`` integrates it).
+    Challenge 2020/2021 ``compute_auc`` integrates it: Σ_j (recall_j − recall_{j−1}) precision_j
+    over the distinct score values).
 
-    Classes without a positive or without a negative record are left out and named, as in
-    :func:`macro_auroc`. Raises ``ValueError`` as :func:`macro_auroc`.
+    Parameters
+    ----------
+    y_true, y_score, class_names: as :func:`macro_auroc`.
+    convention: what happens to a class without a negative record (every record positive):
+
+        ``"book"`` (default; the PTB-XL chapters)
+            it is left out of the mean and named in ``excluded``, like a class without a positive
+            and like :func:`macro_auroc` — its AUPRC does not depend on the model.
+        ``"challenge"`` (the PhysioNet/CinC Challenge 2020/2021 convention)
+            its AUPRC is 1 (precision is 1 at every threshold) and it stays in the mean, as the
+            official ``compute_auc`` does (``evaluate_12ECG_score.py`` of evaluation-2020 at
+            8ad0242, ``evaluate_model.py`` of evaluation-2021 at e2a75fc: precision = TP / (TP + FP)
+            with FP = 0, then ``np.nanmean``).
+
+        Under both, a class without a positive record has no AUPRC (recall undefined; NaN in the
+        official code) and is left out and named.
+
+    Raises ``ValueError`` as :func:`macro_auroc`, or for an unknown ``convention``.
     """
-    return _macro(y_true, y_score, class_names, average_precision_score, "macro AUPRC")
+    if convention not in ("book", "challenge"):
+        raise ValueError(f"convention={convention!r}: choose 'book' or 'challenge'")
+    result = _macro(y_true, y_score, class_names, average_precision_score, "macro AUPRC")
+    if convention == "challenge":
+        y = _labels("y_true", y_true)
+        no_negative = [k for k, name in enumerate(result.class_names)
+                       if name in result.reasons and y[:, k].all()]
+        if no_negative:
+            per_class = result.per_class.copy()
+            per_class[no_negative] = 1.0
+            kept = {result.class_names[k] for k in no_negative}
+            reasons = {name: why for name, why in result.reasons.items() if name not in kept}
+            result = MacroResult(float(np.nanmean(per_class)), per_class, list(reasons), result.class_names, reasons)
+    return result
 
 
 # --------------------------------------------------------------------------- thresholded
@@ -282,20 +320,20 @@ def f1_scores(y_true, y_pred, class_names: Sequence | None = None) -> dict:
     ``sample``
         Mean over records of F1_i = 2 |T_i ∩ P_i| / (|T_i| + |P_i|), the "sample F1" of the PTB-XL
         benchmark and MRM-Net papers (:func:`sklearn.metrics.f1_score` with ``average="samples"``).
-        A record with no true and no predicted label counts as 1 (perfect agreement); this equals
+        A record with no true and no predicted label counts as 1 (perfect agreement):
         sklearn's ``zero_division=1``.
+
+    Computed by :func:`sklearn.metrics.f1_score` (``average=None, zero_division=nan`` per class,
+    ``average="samples", zero_division=1`` per record).
 
     Returns ``{"macro", "sample", "per_class" (n_classes,), "excluded"}``.
     Raises ``ValueError`` for mismatched shapes or non-0/1 inputs.
     """
     y_true, y_pred = _pair(y_true, y_pred)
     names = _names(class_names, y_true.shape[1])
-    tp, fp, fn, _ = _counts(y_true, y_pred)
-    per_class = _ratio(2 * tp, 2 * tp + fp + fn)
-    inter = (y_true & y_pred).sum(1)
-    sizes = y_true.sum(1) + y_pred.sum(1)
-    per_record = _ratio(2 * inter, sizes, fill=1.0)
-    return {"macro": _nanmean(per_class), "sample": float(per_record.mean()), "per_class": per_class,
+    per_class = np.asarray(f1_score(y_true, y_pred, average=None, zero_division=np.nan), dtype=float)
+    sample = float(f1_score(y_true, y_pred, average="samples", zero_division=1.0))
+    return {"macro": _nanmean(per_class), "sample": sample, "per_class": per_class,
             "excluded": [n for n, v in zip(names, per_class) if np.isnan(v)]}
 
 
@@ -308,18 +346,18 @@ def accuracy(y_true, y_pred) -> dict:
     ``sample``
         Mean over records of |T_i ∩ P_i| / |T_i ∪ P_i| (example-based accuracy, Godbole & Sarawagi
         2004), the "accuracy" of multi-label ECG papers that also report sample F1; a record with
-        empty truth and empty prediction counts as 1.
+        empty truth and empty prediction counts as 1 (:func:`sklearn.metrics.jaccard_score`,
+        ``average="samples", zero_division=1``).
     ``per_label``
-        Mean over records and classes of the binary agreement (1 − Hamming loss).
+        Mean over records and classes of the binary agreement (1 − :func:`sklearn.metrics.hamming_loss`).
 
     PTB-XL papers that quote one "accuracy" for the multi-label tasks mostly mean ``sample`` or
     ``subset``; state which one is quoted. Returns ``{"subset", "sample", "per_label"}``.
     """
     y_true, y_pred = _pair(y_true, y_pred)
-    union = (y_true | y_pred).sum(1)
-    sample = _ratio((y_true & y_pred).sum(1), union, fill=1.0)
-    return {"subset": float((y_true == y_pred).all(1).mean()), "sample": float(sample.mean()),
-            "per_label": float((y_true == y_pred).mean())}
+    return {"subset": float(accuracy_score(y_true, y_pred)),
+            "sample": float(jaccard_score(y_true, y_pred, average="samples", zero_division=1.0)),
+            "per_label": float(1.0 - hamming_loss(y_true, y_pred))}
 
 
 def fbeta_gbeta(y_true, y_pred, beta: float = 2.0) -> dict:
@@ -365,7 +403,7 @@ def _class_index(classes: Sequence[str], code: str) -> int:
 
 
 def challenge_score(y_true, y_pred, weights: np.ndarray, classes: Sequence[str],
-                    normal_class: str = NORMAL_CLASS) -> float:
+                    normal_class: str = NORMAL_CLASS, *, undefined: str = "zero") -> float:
     """The PhysioNet/CinC Challenge 2020/2021 score.
 
     With A the :func:`modified_confusion` matrix and W the reward ``weights``,
@@ -386,12 +424,20 @@ def challenge_score(y_true, y_pred, weights: np.ndarray, classes: Sequence[str],
     classes: class labels; the normal class is the one whose ``|``-separated codes include
         ``normal_class`` (``"426783006"``, also matching ``"426783006|…"``).
 
-    Returns NaN (with a warning) when correct = inactive, e.g. every record is sinus rhythm
-    only; the 2020 code returns NaN there, the 2021 code 0.
+    undefined: what to return when the score is undefined, correct = inactive (e.g. every record
+        is sinus rhythm only): ``"zero"`` (default) returns 0.0, as the official code does at the
+        commits the book pins (``if correct_score != inactive_score: … else: normalized_score =
+        0.0`` in ``compute_challenge_metric``, both years); ``"nan"`` returns NaN instead, so that
+        an undefined score cannot pass for the inactive classifier's. Both warn. The test is exact
+        equality, as in the official code.
 
-    Raises ``ValueError`` for shapes that disagree or a normal class absent from ``classes``.
-    Source: ``compute_challenge_metric`` of physionetchallenges/evaluation-2020 and -2021.
+    Raises ``ValueError`` for shapes that disagree, a normal class absent from ``classes`` or an
+    unknown ``undefined``.
+    Source: ``compute_challenge_metric`` of physionetchallenges/evaluation-2020
+    (``evaluate_12ECG_score.py``, commit 8ad0242) and -2021 (``evaluate_model.py``, commit e2a75fc).
     """
+    if undefined not in ("zero", "nan"):
+        raise ValueError(f"undefined={undefined!r}: choose 'zero' (the official code) or 'nan'")
     y_true, y_pred = _pair(y_true, y_pred)
     weights = np.asarray(weights, dtype=float)
     n = y_true.shape[1]
@@ -403,10 +449,45 @@ def challenge_score(y_true, y_pred, weights: np.ndarray, classes: Sequence[str],
     observed = np.nansum(weights * modified_confusion(y_true, y_pred))
     correct = np.nansum(weights * modified_confusion(y_true, y_true))
     inactive = np.nansum(weights * modified_confusion(y_true, inactive_pred))
-    if np.isclose(correct, inactive):
-        warnings.warn("challenge score undefined: the correct and the inactive classifier score the same", stacklevel=2)
-        return float("nan")
+    if correct == inactive:
+        value = 0.0 if undefined == "zero" else float("nan")
+        warnings.warn(f"challenge score undefined: the correct and the inactive classifier score the same; "
+                      f"returning {value} (undefined={undefined!r})", stacklevel=2)
+        return value
     return float((observed - inactive) / (correct - inactive))
+
+
+def challenge_metrics(y_true, y_score, y_pred, weights: np.ndarray, classes: Sequence[str],
+                      normal_class: str = NORMAL_CLASS, *, undefined: str = "zero") -> dict:
+    """The PhysioNet/CinC Challenge 2020/2021 metrics of one model, with the official conventions.
+
+    Parameters
+    ----------
+    y_true: ``(n_records, n_classes)`` multi-hot truth (columns in ``classes`` order).
+    y_score: ``(n_records, n_classes)`` scores (for AUROC/AUPRC).
+    y_pred: ``(n_records, n_classes)`` binary decisions (thresholds chosen on validation data).
+    weights, classes, normal_class, undefined: as :func:`challenge_score`.
+
+    Returns
+    -------
+    ``{"macro_auroc", "macro_auprc", "accuracy", "macro_f1", "f_beta", "g_beta", "challenge_score",
+    "excluded_auroc", "excluded_auprc"}``: :func:`macro_auroc`; :func:`macro_auprc` with
+    ``convention="challenge"`` (a class without a negative record counts 1); the exact-match
+    ``accuracy``; the macro F1 (``compute_f_measure``); F2 and G2 of the 2020 unofficial phase
+    (:func:`fbeta_gbeta`, beta = 2; the 2021 code no longer reports them); :func:`challenge_score`.
+
+    Raises ``ValueError`` as the functions it calls.
+    Source: ``evaluate_12ECG_score.py`` (evaluation-2020, 8ad0242), ``evaluate_model.py``
+    (evaluation-2021, e2a75fc).
+    """
+    auroc = macro_auroc(y_true, y_score, classes)
+    auprc = macro_auprc(y_true, y_score, classes, convention="challenge")
+    beta = fbeta_gbeta(y_true, y_pred, beta=2.0)
+    return {"macro_auroc": auroc.value, "macro_auprc": auprc.value,
+            "accuracy": accuracy(y_true, y_pred)["subset"], "macro_f1": f1_scores(y_true, y_pred)["macro"],
+            "f_beta": beta["f_beta"], "g_beta": beta["g_beta"],
+            "challenge_score": challenge_score(y_true, y_pred, weights, classes, normal_class, undefined=undefined),
+            "excluded_auroc": auroc.excluded, "excluded_auprc": auprc.excluded}
 
 
 # --------------------------------------------------------------------------- thresholds

@@ -1,4 +1,5 @@
-"""Signal processing shared by every chapter: filtering, resampling, standardisation, crops, spectrograms, leads.
+"""Signal processing shared by every chapter: filtering, resampling, standardisation, crops, spectrograms
+(and spectrogram images for image CNNs), leads.
 
 Arrays follow one convention: shape ``(..., leads, samples)`` with time on the **last** axis,
 amplitudes in mV, sampling frequency ``fs`` in Hz. Functions keep a floating input's dtype
@@ -14,10 +15,15 @@ padding reduces but does not remove.
 """
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import scipy.signal
+
+if TYPE_CHECKING:  # torch is imported where it is used (spectrogram_images)
+    import torch
 
 #: Limb leads that :func:`derive_limb_leads` computes from leads I and II.
 LIMB_DERIVED = ("III", "aVR", "aVL", "aVF")
@@ -525,3 +531,109 @@ def select_leads(x, have, want) -> np.ndarray:
             how = " (derivable only from leads I and II)" if name in LIMB_DERIVED else ""
             raise ValueError(f"select_leads: lead {name!r} is missing{how}; available leads: {have}")
     return np.stack(rows, axis=-2)
+
+
+# --------------------------------------------------------------------------- spectrogram images
+
+#: Per-channel RGB mean and standard deviation of torchvision's ImageNet models (inputs in [0, 1]).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpectrogramSettings:
+    """How an ECG excerpt becomes an image.
+
+    Attributes
+    ----------
+    nperseg: STFT window in samples (Hann); at 300 Hz, 128 samples = 0.43 s, 2.3 Hz resolution.
+    noverlap: overlap in samples (default ``nperseg // 2``); 96 gives a hop of 32 samples (0.11 s).
+    fmax: highest frequency kept, Hz (``None``: up to fs/2); ECG energy lies below ~40–50 Hz.
+    size: side of the square image, pixels (the backbone's input size, 224 for all three).
+    log: log-magnitude (``log(|Z| + 1e-6)``) instead of magnitude.
+    """
+
+    nperseg: int = 128
+    noverlap: int | None = 96
+    fmax: float | None = 50.0
+    size: int = 224
+    log: bool = True
+
+    def __post_init__(self):
+        if int(self.size) < 32:
+            raise ValueError(f"SpectrogramSettings.size: must be >= 32 pixels (five 2x downsamplings), got {self.size}")
+
+    def as_dict(self) -> dict:
+        """Plain dict of the fields (JSON-serialisable)."""
+        return dataclasses.asdict(self)
+
+    def key(self) -> str:
+        """Stable, readable identifier, e.g. ``'stft-n128-o96-f50-s224-log'`` (equal settings, equal key)."""
+        fmax = "all" if self.fmax is None else f"{float(self.fmax):g}"
+        noverlap = "half" if self.noverlap is None else str(int(self.noverlap))
+        return f"stft-n{int(self.nperseg)}-o{noverlap}-f{fmax}-s{int(self.size)}-{'log' if self.log else 'mag'}"
+
+
+def spectrogram_images(segments, fs: float, settings: SpectrogramSettings | None = None,
+                       mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+    """Turn ECG excerpts into normalised 3-channel spectrogram images.
+
+    Steps, per excerpt: (1) STFT magnitude, log-scaled, frequencies up to ``fmax``
+    (:func:`ecgbook.signal.spectrogram`); (2) min-max scaling to [0, 1] **per image**, so that
+    amplitude differences between records do not shift the whole image (a constant spectrogram
+    becomes all zeros); (3) frequency axis flipped so that low frequencies are at the bottom, as
+    in a plotted spectrogram; (4) bilinear resize (``align_corners=False``) to ``size × size``,
+    which keeps values in [0, 1]; (5) the grey image replicated to the three RGB channels (a
+    colour map would add an arbitrary hue encoding); (6) per-channel ``(v - mean) / std``.
+
+    Parameters
+    ----------
+    segments: ``(n, samples)`` (or ``(samples,)``) ECG in mV.
+    fs: sampling frequency, Hz.
+    settings: :class:`SpectrogramSettings` (default values when ``None``).
+    mean, std: per-channel normalisation for images in [0, 1] (the backbone's ``mean``/``std``).
+
+    Returns
+    -------
+    ``torch.float32`` tensor ``(n, 3, size, size)`` (``(3, size, size)`` for 1-D input).
+
+    Raises
+    ------
+    ValueError
+        ``segments`` is not 1-D/2-D or holds NaN/inf, or an STFT setting is invalid for it.
+    """
+    import torch  # imported here: the rest of this module needs only NumPy/SciPy
+    import torch.nn.functional as F
+
+    settings = settings or SpectrogramSettings()
+    x = np.asarray(segments, dtype=np.float32)
+    single = x.ndim == 1
+    if single:
+        x = x[None]
+    if x.ndim != 2:
+        raise ValueError(f"segments: expected shape (n, samples), got {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("segments: holds NaN or infinite values")
+    _, _, S = spectrogram(x, fs, nperseg=settings.nperseg, noverlap=settings.noverlap,
+                          fmax=settings.fmax, log=settings.log)
+    S = torch.from_numpy(np.ascontiguousarray(S[:, ::-1, :]))  # (n, F, T), high frequencies on top
+    lo = S.amin(dim=(1, 2), keepdim=True)
+    span = S.amax(dim=(1, 2), keepdim=True) - lo
+    S = torch.where(span > 0, (S - lo) / torch.where(span > 0, span, 1.0), torch.zeros_like(S))
+    img = F.interpolate(S[:, None], size=(settings.size, settings.size), mode="bilinear", align_corners=False)
+    img = img.expand(-1, 3, -1, -1)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    img = (img - m) / s
+    return img[0] if single else img
+
+
+def spectrogram_image(x, fs: float, size: int = 224, nperseg: int = 128, noverlap: int | None = 96,
+                      fmax: float | None = 50.0, log: bool = True, mean: Sequence[float] = IMAGENET_MEAN,
+                      std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+    """One excerpt ``(samples,)`` mV → normalised image ``(3, size, size)``; see :func:`spectrogram_images`."""
+    x = np.asarray(x)
+    if x.ndim != 1:
+        raise ValueError(f"x: expected one excerpt of shape (samples,), got {x.shape}")
+    settings = SpectrogramSettings(nperseg=nperseg, noverlap=noverlap, fmax=fmax, size=size, log=log)
+    return spectrogram_images(x, fs, settings, mean, std)

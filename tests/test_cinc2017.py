@@ -99,7 +99,8 @@ def test_safe_extract_refuses_traversal(tmp_path, member, why):
     assert not dest.exists()  # nothing written, not even the harmless member
     assert not (tmp_path / "out" / "evil.txt").exists() and not (tmp_path / "evil.txt").exists()
     assert not Path("/tmp/ecgbook-evil.txt").exists()
-    assert list((tmp_path / "out").iterdir()) == []  # no partial folder left behind
+    # no partial folder left behind (only the lock folder of ecgbook.data.download.file_lock)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [".locks"]
 
 
 def test_safe_extract_refuses_symlink(tmp_path):
@@ -147,3 +148,19 @@ def test_safe_extract_never_overwrites_foreign_folder(tmp_path):
     with pytest.raises(FileExistsError, match="mine"):
         cinc.safe_extract(archive, dest)
     assert (dest / "precious.txt").read_text() == "keep"
+
+
+def test_damaged_extracted_record_is_restored_from_the_archive(ds):
+    """Issue 9, fault 3: an extracted file edited in place (same size) is caught by its CRC-32 on read."""
+    mat = ds.record_dir / "A00002.mat"
+    good = mat.read_bytes()
+    raw = bytearray(good)
+    raw[100] ^= 0xFF
+    mat.write_bytes(bytes(raw))
+    try:
+        rec = ds.read("A00002")
+        assert mat.read_bytes() == good  # extracted again from the verified archive
+        np.testing.assert_allclose(rec.signal, scipy.io.loadmat(mat)["val"] / 1000.0, atol=1e-6)
+    finally:
+        if mat.read_bytes() != good:
+            mat.write_bytes(good)

@@ -151,28 +151,44 @@ def test_legacy_keys_are_remapped_and_load(net121):
         torch.testing.assert_close(fresh(x), net121(x))
 
 
-def test_load_densenet_offline_raises_clear_error(monkeypatch):
-    def offline(url, **kwargs):
+@pytest.fixture()
+def hub(tmp_path, monkeypatch):
+    """An empty torch hub cache in tmp_path."""
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    yield tmp_path / "hub" / "checkpoints"
+    torch.hub.set_dir(old)
+
+
+def test_load_densenet_offline_raises_clear_error(monkeypatch, hub):
+    def offline(url, dst, **kwargs):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    with pytest.raises(dn.WeightsUnavailableError, match=r"densenet121-a639ec97\.pth.*checkpoints"):
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(dn.WeightsUnavailableError, match=r"densenet121-a639ec97\.pth.*Name or service.*fall back"):
         dn.load_densenet("densenet121", pretrained=True)
     model, weights = dn.load_densenet("densenet121", pretrained=False)
     assert weights == "random" and not model.training
 
 
-def test_load_densenet_uses_checkpoint_with_old_keys(monkeypatch, net121):
-    seen = {}
+def _publish(state, hub, monkeypatch, name="densenet121") -> str:
+    """Save ``state`` in the hub cache under a torchvision-style name carrying its own hash prefix."""
+    from ecgbook.data.download import sha256sum
 
-    def cached(url, **kwargs):
-        seen["url"], seen["check_hash"] = url, kwargs.get("check_hash")
-        return _legacy(net121.state_dict())
+    hub.mkdir(parents=True, exist_ok=True)
+    tmp = hub / "tmp.pth"
+    torch.save(state, tmp)
+    prefix = sha256sum(tmp)[:8]
+    tmp.rename(hub / f"{name}-{prefix}.pth")
+    monkeypatch.setitem(dn.WEIGHT_URLS, name, f"https://download.pytorch.org/models/{name}-{prefix}.pth")
+    return prefix
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", cached)
+
+def test_load_densenet_uses_verified_checkpoint_with_old_keys(monkeypatch, net121, hub):
+    _publish(_legacy(net121.state_dict()), hub, monkeypatch)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("cached: no download"))
     model, weights = dn.load_densenet("densenet121")
     assert weights == "imagenet"
-    assert seen == {"url": dn.WEIGHT_URLS["densenet121"], "check_hash": True}
     torch.testing.assert_close(model.features.norm5.running_var, net121.features.norm5.running_var)
 
 

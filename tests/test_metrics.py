@@ -57,6 +57,44 @@ def test_macro_auprc_hand_case():
     assert M.macro_auprc(y_true, y_score).value == pytest.approx(5 / 6)
 
 
+def _official_auprc(labels, outputs):
+    """Loop transcription of the published AUPRC definition of the Challenge 2020/2021 scorer:
+    over distinct output values, descending, the area under the step function of precision
+    against recall (NaN when a ratio's denominator is 0), averaged with nanmean."""
+    per_class = []
+    for k in range(labels.shape[1]):
+        y, s = labels[:, k].astype(bool), outputs[:, k]
+        recall, precision = [], []
+        for cut in np.unique(s)[::-1]:
+            tp, fp = np.sum(y & (s >= cut)), np.sum(~y & (s >= cut))
+            recall.append(tp / y.sum() if y.sum() else np.nan)
+            precision.append(tp / (tp + fp))
+        area, previous = 0.0, 0.0 if y.sum() else np.nan
+        for r, p in zip(recall, precision):
+            area += (r - previous) * p
+            previous = r
+        per_class.append(area)
+    return np.nanmean(per_class), np.array(per_class)
+
+
+def test_macro_auprc_conventions_book_and_challenge():
+    rng = np.random.default_rng(8)
+    y_true = (rng.random((50, 5)) < 0.4).astype(int)
+    y_true[:, 1] = 1                                   # no negative: AUPRC 1 in the official code
+    y_true[:, 3] = 0                                   # no positive: undefined in both
+    y_score = np.round(rng.random((50, 5)) + 0.5 * y_true, 1)   # ties
+    official_mean, official = _official_auprc(y_true, y_score)
+    challenge = M.macro_auprc(y_true, y_score, convention="challenge")
+    np.testing.assert_allclose(challenge.per_class, official, atol=1e-12)
+    assert challenge.per_class[1] == 1.0 and challenge.excluded == [3]
+    assert challenge.value == pytest.approx(official_mean, abs=1e-12)
+    book = M.macro_auprc(y_true, y_score)
+    assert book.excluded == [1, 3] and np.isnan(book.per_class[1])
+    assert book.value == pytest.approx(np.mean(official[[0, 2, 4]]))
+    with pytest.raises(ValueError, match="convention"):
+        M.macro_auprc(y_true, y_score, convention="ptbxl")
+
+
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="y_score"):
         M.macro_auroc(np.ones((3, 2)), np.ones((3, 3)))
@@ -82,6 +120,27 @@ def test_f1_hand_case():
     assert out["macro"] == pytest.approx(2 / 3)
     assert out["sample"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
     assert out["sample"] == pytest.approx(f1_score(Y_TRUE, Y_PRED, average="samples", zero_division=1))
+
+
+def test_f1_and_accuracy_equal_the_formulas_on_random_decisions():
+    rng = np.random.default_rng(2)
+    t = rng.random((80, 6)) < 0.3
+    p = rng.random((80, 6)) < 0.3
+    t[:, 5] = p[:, 5] = False                          # a class with nothing true, nothing predicted
+    t[:10] = p[:10] = False                            # records with empty truth and prediction
+    tp, fp, fn = (t & p).sum(0), (~t & p).sum(0), (t & ~p).sum(0)
+    with np.errstate(invalid="ignore"):
+        per_class = 2 * tp / (2 * tp + fp + fn)
+    sizes, inter, union = t.sum(1) + p.sum(1), (t & p).sum(1), (t | p).sum(1)
+    f1_rec = np.where(sizes > 0, 2 * inter / np.maximum(sizes, 1), 1.0)
+    jac_rec = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    out = M.f1_scores(t, p)
+    np.testing.assert_allclose(out["per_class"], per_class, atol=1e-15)
+    assert out["excluded"] == [5] and out["macro"] == pytest.approx(np.nanmean(per_class), abs=1e-15)
+    assert out["sample"] == pytest.approx(f1_rec.mean(), abs=1e-15)
+    acc = M.accuracy(t, p)
+    assert acc["sample"] == pytest.approx(jac_rec.mean(), abs=1e-15)
+    assert acc["subset"] == pytest.approx((t == p).all(1).mean()) and acc["per_label"] == pytest.approx((t == p).mean())
 
 
 def test_accuracy_hand_case():
@@ -161,12 +220,29 @@ def test_challenge_score_matches_loop_reference():
 
 def test_challenge_score_undefined_and_bad_normal():
     only_normal = np.array([[0, 1, 0], [0, 1, 0]])
-    with pytest.warns(UserWarning, match="undefined"):
-        assert np.isnan(M.challenge_score(only_normal, only_normal, W, CLASSES))
+    # the official code (2020 at 8ad0242, 2021 at e2a75fc) returns 0.0 when correct == inactive
+    with pytest.warns(UserWarning, match="undefined.*0.0"):
+        assert M.challenge_score(only_normal, only_normal, W, CLASSES) == 0.0
+    with pytest.warns(UserWarning, match="undefined.*nan"):
+        assert np.isnan(M.challenge_score(only_normal, only_normal, W, CLASSES, undefined="nan"))
+    with pytest.raises(ValueError, match="undefined"):
+        M.challenge_score(only_normal, only_normal, W, CLASSES, undefined="raise")
     with pytest.raises(ValueError, match="normal_class"):
         M.challenge_score(only_normal, only_normal, W, ["A", "B", "C"])
     # a merged class label "code|code" contains the normal class
     assert M.challenge_score(np.eye(3), np.eye(3), W, ["A", "426783006|999999", "B"]) == 1.0
+
+
+def test_challenge_metrics_bundle_uses_the_official_conventions():
+    y_true = np.array([[1, 0, 1], [1, 0, 0], [1, 1, 0], [1, 0, 1]])     # class A: no negative
+    y_score = np.array([[0.9, 0.2, 0.8], [0.4, 0.1, 0.3], [0.7, 0.6, 0.2], [0.8, 0.3, 0.1]])
+    y_pred = y_score >= 0.5
+    out = M.challenge_metrics(y_true, y_score, y_pred, W, CLASSES)
+    assert out["macro_auprc"] == pytest.approx(_official_auprc(y_true, y_score)[0])
+    assert out["excluded_auprc"] == [] and out["excluded_auroc"] == ["A"]
+    assert out["macro_auroc"] == pytest.approx(np.mean([roc_auc_score(y_true[:, k], y_score[:, k]) for k in (1, 2)]))
+    assert out["challenge_score"] == pytest.approx(_reference_challenge_score(y_true.astype(bool), y_pred, W, 1))
+    assert out["accuracy"] == 0.5 and out["macro_f1"] == pytest.approx(M.f1_scores(y_true, y_pred)["macro"])
 
 
 # --------------------------------------------------------------------------- thresholds

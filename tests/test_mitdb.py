@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import wfdb
 
-from ecgbook.data.download import sha256sum
+from ecgbook.data.download import ChecksumError, DataWarning, sha256sum
 from ecgbook.data.mitdb import (AAMI_CLASSES, AAMI_MAP, DS1, DS2, FS, PACED, MITBIH, default_root,
                                 download_mitdb, record_to_patient)
 from ecgbook.data.records import RecordError
@@ -195,7 +195,12 @@ def test_truncated_signal_file(linked_copy, db):
     dat = linked_copy / "100.dat"
     dat.unlink()
     dat.write_bytes((db.root / "100.dat").read_bytes()[:100_000])
-    copy = MITBIH(linked_copy, download=False)
+    # with the checksum list in the folder, the damaged file is caught when the reader opens it
+    with pytest.raises(ChecksumError, match=r"100\.dat: SHA-256 differs"):
+        MITBIH(linked_copy, download=False)
+    (linked_copy / "SHA256SUMS.txt").unlink()  # a user's own copy without a list: files used unverified
+    with pytest.warns(DataWarning, match="144 of 145 files .* unverified"):
+        copy = MITBIH(linked_copy, download=False)
     with pytest.raises(RecordError, match=r"100\.dat: signal file truncated"):
         copy.read("100")
     assert copy.read("101").signal.shape == (2, 650000)  # the other records stay readable
@@ -205,8 +210,11 @@ def test_truncated_annotation_file(linked_copy, db):
     atr = linked_copy / "101.atr"
     atr.unlink()
     atr.write_bytes((db.root / "101.atr").read_bytes()[:1001])
+    (linked_copy / "SHA256SUMS.txt").unlink()
+    with pytest.warns(DataWarning):
+        copy = MITBIH(linked_copy, download=False)
     with pytest.raises(RecordError, match=r"101\.atr: cannot read annotations"):
-        MITBIH(linked_copy, download=False).beats("101")
+        copy.beats("101")
 
 
 def test_existing_folder_is_read_without_download(mirror_mitdb):
@@ -228,7 +236,8 @@ def test_download_verifies_and_repairs(tmp_path, monkeypatch, mirror_mitdb):
     monkeypatch.setenv("ECGBOOK_DATA", str(tmp_path))
     root = download_mitdb(records=["100"])
     assert root == tmp_path / "mitdb" / "1.0.0"
-    assert sorted(p.name for p in root.iterdir()) == ["100.atr", "100.dat", "100.hea", "RECORDS", "SHA256SUMS.txt"]
+    assert sorted(p.name for p in root.iterdir() if p.name != ".locks") == [
+        "100.atr", "100.dat", "100.hea", "RECORDS", "SHA256SUMS.txt"]
     for name in ("100.atr", "100.dat", "100.hea", "RECORDS"):
         assert sha256sum(root / name) == sha256sum(mirror_mitdb / name)
     (root / "100.atr").write_bytes(b"damaged")

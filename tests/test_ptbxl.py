@@ -57,17 +57,21 @@ def test_folds_keep_patients_together(ptbxl):
 
 def test_cache_is_reused_and_rebuilt(tmp_path, monkeypatch, mirror):
     monkeypatch.setenv("ECGBOOK_DATA", str(tmp_path))
-    db = PTBXL(fs=100, max_records=30)
+    db = PTBXL(fs=100, max_records=30)  # the first 30 records are all in the mirror: no warning
     first = db.task("rhythm")
-    manifest = tmp_path / "cache/ptbxl-1.0.3-100hz/manifest.json"
+    (manifest,) = (tmp_path / "cache/ptbxl-1.0.3-100hz").glob("*/manifest.json")
     stamp = manifest.stat().st_mtime_ns
     db.task("rhythm")
     assert manifest.stat().st_mtime_ns == stamp  # reused
     hea = db.record_path(db.available[0]).with_suffix(".hea")
-    hea.write_text(hea.read_text())  # touched: new modification time
+    hea.write_text(hea.read_text())  # touched, same content: the cache is keyed on content, still valid
     again = db.task("rhythm")
-    assert manifest.stat().st_mtime_ns != stamp  # rebuilt
+    assert manifest.stat().st_mtime_ns == stamp
+    assert first.provenance["verified"] == first.provenance["files"] and first.provenance["unverified"] == 0
     np.testing.assert_array_equal(np.asarray(first.X), np.asarray(again.X))
+    fewer = PTBXL(fs=100, max_records=10).task("rhythm")  # another record set: its own cache
+    assert len(list((tmp_path / "cache/ptbxl-1.0.3-100hz").glob("*/manifest.json"))) == 2
+    np.testing.assert_array_equal(np.asarray(fewer.X), np.asarray(first.X)[: len(fewer.X)])
 
 
 def test_reader_without_download(tmp_path):
@@ -75,3 +79,16 @@ def test_reader_without_download(tmp_path):
         PTBXL(root=tmp_path, download=False)
     with pytest.raises(ValueError, match="100 or 500 Hz"):
         PTBXL(root=tmp_path, download=False, fs=250)
+
+
+def test_scp_codes_parser_equals_literal_eval(mirror):
+    import ast
+
+    import pandas as pd
+
+    from ecgbook.data.ptbxl import parse_scp_codes
+
+    cells = pd.read_csv(mirror / "physionet.org/files/ptb-xl/1.0.3/ptbxl_database.csv")["scp_codes"]
+    assert all(parse_scp_codes(c) == ast.literal_eval(c) for c in cells)
+    assert parse_scp_codes("{'NORM': 100.0, 'SR': 0.0}") == {"NORM": 100.0, "SR": 0.0}
+    assert parse_scp_codes("{'A': 1, 'B': float('nan')}".replace("float('nan')", "0")) == {"A": 1, "B": 0}

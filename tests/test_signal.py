@@ -276,3 +276,32 @@ def test_select_leads_errors(ptbxl_record):
         select_leads(x, ["I", "II"], ["I"])
     with pytest.raises(ValueError, match="repeats"):
         select_leads(x[:2], ["I", "I"], ["I"])
+
+
+# --------------------------------------------------------------------------- layering: data uses signal
+
+
+def test_challenge_reader_resamples_with_signal_resample(challenge_samples):
+    """``ecgbook.data.challenge`` carries no resampler of its own: it calls :func:`ecgbook.signal.resample`."""
+    from ecgbook import signal
+    from ecgbook.data import challenge as C
+
+    assert not hasattr(C, "_resample") and C.resample is signal.resample
+    data = C.read_challenge_folder(challenge_samples / "ptb", fs=500)
+    original, _ = C.read_challenge_record(challenge_samples / "ptb" / data.names[0])
+    expected = signal.resample(original.signal, original.fs, 500)
+    assert data.signals[0].dtype == np.float32
+    np.testing.assert_array_equal(data.signals[0], expected.astype(np.float32))
+
+
+def test_spectrogram_images_live_in_signal():
+    from ecgbook import signal
+
+    x = np.random.default_rng(0).standard_normal((2, 900)).astype(np.float32)
+    images = signal.spectrogram_images(x, 300.0, signal.SpectrogramSettings(size=64))
+    assert tuple(images.shape) == (2, 3, 64, 64) and str(images.dtype) == "torch.float32"
+    # per image in [0, 1] before the ImageNet normalisation
+    low = (0 - np.array(signal.IMAGENET_MEAN)) / np.array(signal.IMAGENET_STD)
+    high = (1 - np.array(signal.IMAGENET_MEAN)) / np.array(signal.IMAGENET_STD)
+    per_channel = images.numpy().transpose(1, 0, 2, 3).reshape(3, -1)
+    assert (per_channel.min(1) >= low - 1e-5).all() and (per_channel.max(1) <= high + 1e-5).all()

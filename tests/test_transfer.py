@@ -9,7 +9,9 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 
+from ecgbook import evaluation as E
 from ecgbook import transfer as T
+from ecgbook.models import backbones as B
 from ecgbook.models.densenet import WeightsUnavailableError
 
 FS = 300.0
@@ -33,6 +35,7 @@ def offline(monkeypatch):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fail)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda url, dst, **kwargs: fail(url))  # ecgbook downloads with it (integrity)
 
 
 # --------------------------------------------------------------------------- images
@@ -176,7 +179,7 @@ def test_feature_cache_reused_and_invalidated(lite, tmp_path, monkeypatch):
         calls.append(kwargs.get("taps"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(T, "extract_features", counting)
+    monkeypatch.setattr(B, "extract_features", counting)  # cached_features lives in models.backbones
     X = np.random.default_rng(3).standard_normal((3, 600)).astype(np.float32)
     first = T.cached_features("toy", X, FS, lite, SMALL, cache_dir=tmp_path, taps=["stage2", "final"])
     assert len(calls) == 1 and not first.from_cache
@@ -268,7 +271,8 @@ def test_cross_validation_fits_on_training_part_only(monkeypatch):
         model.fit = recording_fit
         return model
 
-    monkeypatch.setattr(T, "make_classifier", spying)
+    monkeypatch.setattr(E, "make_classifier", spying)  # the folds run in ecgbook.evaluation
+    monkeypatch.setenv("ECGBOOK_JOBS", "1")  # in this process, where the spy is
     res = T.cross_validate_features(X, y, folds, classifier="logreg", labels=["A", "B"])
     assert len(fitted) == 5
     for (train, _), Xf in zip(folds, fitted):
@@ -352,7 +356,8 @@ def _spy_fits(monkeypatch) -> list:
         model.fit = recording_fit
         return model
 
-    monkeypatch.setattr(T, "make_classifier", spying)
+    monkeypatch.setattr(E, "make_classifier", spying)  # the folds run in ecgbook.evaluation
+    monkeypatch.setenv("ECGBOOK_JOBS", "1")  # in this process, where the spy is
     return fitted
 
 

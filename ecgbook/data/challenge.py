@@ -31,17 +31,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import pandas as pd
 import wfdb
-from scipy.signal import resample_poly
 from tqdm import tqdm
 
 from .. import config
+from ..signal import resample
 from .download import fetch
 from .records import Record, RecordError, read_record
 
@@ -497,13 +496,6 @@ def cpsc2018_labels(dx_codes: Iterable[int | str]) -> np.ndarray:
 # --------------------------------------------------------------------------- folders
 
 
-def _resample(signal: np.ndarray, fs: float, target: float) -> np.ndarray:
-    if abs(fs - target) < 1e-9:
-        return signal
-    ratio = Fraction(target / fs).limit_denominator(1000)
-    return resample_poly(signal, ratio.numerator, ratio.denominator, axis=1).astype(np.float32)
-
-
 def _fix_length(signal: np.ndarray, samples: int) -> np.ndarray:
     if signal.shape[1] >= samples:
         return signal[:, :samples]
@@ -555,7 +547,7 @@ def read_challenge_folder(folder: str | Path, tables: ScoringTables | None = Non
         out.leads = record.leads
         signal, rate = record.signal, record.fs
         if fs is not None:
-            signal, rate = _resample(signal, rate, fs), float(fs)
+            signal, rate = resample(signal, rate, fs).astype(np.float32, copy=False), float(fs)
         if seconds is not None:
             if rates and rate != rates[0]:
                 raise ValueError(f"{header}: sampling frequency {rate} Hz differs from {rates[0]} Hz; pass fs= with seconds=")

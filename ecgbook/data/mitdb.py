@@ -44,6 +44,7 @@ Patients
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -53,7 +54,7 @@ import pandas as pd
 import wfdb
 
 from .. import config
-from .download import fetch_physionet
+from .download import DataWarning, DatasetFiles, ensure_physionet, file_provenance
 from .records import Record, RecordError, read_record
 
 DATABASE = "mitdb"
@@ -128,8 +129,9 @@ def _read_names(records_file: Path) -> list[str]:
 def download_mitdb(root: str | Path | None = None, records: Iterable[str | int] | None = None) -> Path:
     """Fetch the database (``RECORDS`` and each record's ``.hea``, ``.dat``, ``.atr``) into ``root``.
 
-    Every file is verified against PhysioNet's ``SHA256SUMS.txt``; files already present with the
-    right checksum are not fetched again (see :func:`ecgbook.data.download.fetch_physionet`).
+    Every file is verified against PhysioNet's (pinned) ``SHA256SUMS.txt``, also when already
+    present (hash cached by stat); files with the right checksum are not fetched again, damaged
+    ones are (see :func:`ecgbook.data.download.ensure_physionet`).
 
     Parameters
     ----------
@@ -148,10 +150,14 @@ def download_mitdb(root: str | Path | None = None, records: Iterable[str | int] 
         As :func:`~ecgbook.data.download.fetch_physionet`.
     """
     root = Path(root) if root is not None else default_root()
-    fetch_physionet(DATABASE, VERSION, ["RECORDS"], root)
-    names = _read_names(root / "RECORDS") if records is None else [str(r) for r in records]
-    fetch_physionet(DATABASE, VERSION, [n + ext for n in names for ext in EXTENSIONS], root)
+    _download(root, records)
     return root
+
+
+def _download(root: Path, records=None) -> DatasetFiles:
+    ensure_physionet(DATABASE, VERSION, ["RECORDS"], root)
+    names = _read_names(root / "RECORDS") if records is None else [str(r) for r in records]
+    return ensure_physionet(DATABASE, VERSION, ["RECORDS"] + [n + ext for n in names for ext in EXTENSIONS], root)
 
 
 def _windows(signal: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
@@ -169,13 +175,21 @@ class MITBIH:
         :func:`default_root`). A folder that already holds them all is read as is, without any
         download (e.g. an existing copy of the database).
     download:
-        When files are missing, fetch them with :func:`download_mitdb` (checksum-verified);
-        when ``False``, raise instead.
+        Verify every file against the (pinned) checksum list and fetch the missing or damaged ones
+        with :func:`download_mitdb`; when ``False``, raise for missing files, verify the files
+        against a trusted local ``SHA256SUMS.txt`` if there is one (a damaged file raises), and
+        otherwise use them unverified (a :class:`~ecgbook.data.download.DataWarning` says so).
+
+    Attributes
+    ----------
+    files: :class:`~ecgbook.data.download.DatasetFiles`, which files were verified.
 
     Raises
     ------
     FileNotFoundError
         Files are missing and ``download`` is false; the message names the folder and the files.
+    ChecksumError
+        A file differs from its listed SHA-256 (``download=False``), or the source's copy does too.
 
     Examples
     --------
@@ -185,10 +199,9 @@ class MITBIH:
 
     def __init__(self, root: str | Path | None = None, download: bool = True):
         self.root = Path(root) if root is not None else default_root()
+        if download:
+            self.files = _download(self.root)
         missing = self._missing()
-        if missing and download:
-            download_mitdb(self.root)
-            missing = self._missing()
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             raise FileNotFoundError(
@@ -196,6 +209,26 @@ class MITBIH:
                 f"pass download=True or call download_mitdb({str(self.root)!r})")
         #: The 48 record names in the order of ``RECORDS`` (``"100"`` … ``"234"``).
         self.records: list[str] = _read_names(self.root / "RECORDS")
+        if not download:
+            self.files = ensure_physionet(DATABASE, VERSION, ["RECORDS"] + self._file_list(), self.root,
+                                          download=False)
+        if self.files.unverified:
+            warnings.warn(f"MIT-BIH in {self.root}: {len(self.files.unverified)} of "
+                          f"{len(self.files.present)} files are not named by a trusted checksum list and are "
+                          f"used unverified (e.g. {self.files.unverified[0]})", DataWarning, stacklevel=2)
+
+    def _file_list(self, names: Iterable[str | int] | None = None) -> list[str]:
+        names = self.records if names is None else [str(n) for n in names]
+        return [n + ext for n in names for ext in EXTENSIONS]
+
+    def provenance(self, names: Iterable[str | int] | None = None) -> dict:
+        """Provenance of records ``names`` (default all): content hash and verified/unverified counts.
+
+        See :func:`ecgbook.data.download.file_provenance`; ``records`` is the number of records.
+        """
+        files = self._file_list(names)
+        return {"records": len(files) // len(EXTENSIONS),
+                **file_provenance(self.root, files, database=DATABASE, version=VERSION)}
 
     def _missing(self) -> list[str]:
         if not (self.root / "RECORDS").is_file():
@@ -447,3 +480,161 @@ def _concatenate(parts: list[tuple[np.ndarray, ...]], length: int) -> tuple[np.n
     if not parts:
         return (np.empty((0, length), np.float32), np.empty(0, str), np.empty(0, str), np.empty(0, np.int64))
     return tuple(np.concatenate(column) for column in zip(*parts))
+
+
+# --------------------------------------------------------------------------- beat sets for classical read-outs
+# (moved from ecgbook/transfer.py: the class-capped beat set of the transfer-learning chapter)
+
+import dataclasses  # noqa: E402
+from typing import Sequence  # noqa: E402
+
+from ..signal import bandpass  # noqa: E402
+
+#: The four AAMI classes of the book's MIT-BIH task (Q is left out: 8 beats in DS1, 7 in DS2).
+BEAT_CLASSES = ("N", "S", "V", "F")
+
+
+def cap_per_class(y, per_class: int | None, seed: int = 0) -> np.ndarray:
+    """Indices keeping at most ``per_class`` samples of each class, drawn at random without replacement.
+
+    Classes with ``per_class`` samples or fewer are kept whole; ``per_class=None`` keeps everything.
+
+    Parameters
+    ----------
+    y: ``(n,)`` labels.
+    per_class: cap per class (>= 1) or ``None``.
+    seed: seed of :func:`numpy.random.default_rng`.
+
+    Returns
+    -------
+    Sorted ``int64`` indices into ``y``.
+
+    Raises
+    ------
+    ValueError
+        ``per_class`` is below 1.
+    """
+    y = np.asarray(y)
+    if per_class is not None and int(per_class) < 1:
+        raise ValueError(f"per_class: must be >= 1 or None, got {per_class}")
+    rng = np.random.default_rng(seed)
+    keep = []
+    for cls in np.unique(y):
+        idx = np.flatnonzero(y == cls)
+        if per_class is not None and len(idx) > int(per_class):
+            idx = rng.choice(idx, size=int(per_class), replace=False)
+        keep.append(idx)
+    return np.sort(np.concatenate(keep)).astype(np.int64) if keep else np.empty(0, np.int64)
+
+
+@dataclasses.dataclass
+class BeatSet:
+    """Windows of one MIT-BIH lead around annotated beats, with their AAMI class.
+
+    Attributes
+    ----------
+    X: ``(n, samples)`` float32, mV, at :attr:`fs` (band-pass filtered unless asked otherwise).
+    y: ``(n,)`` AAMI class of the centre beat.
+    record: ``(n,)`` record name.
+    sample: ``(n,)`` R-peak sample of the centre beat (360 Hz).
+    fs: sampling frequency, Hz.
+    window_s: seconds ``(before, after)`` the R peak.
+    available: ``{class: count}`` of the beats the records offered before the cap.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    record: np.ndarray
+    sample: np.ndarray
+    fs: float
+    window_s: tuple[float, float]
+    available: dict[str, int]
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def patient(self) -> np.ndarray:
+        """``(n,)`` patient of each window (:func:`ecgbook.data.mitdb.record_to_patient`: 202 → 201)."""
+        return np.array([record_to_patient(r) for r in self.record])
+
+    def counts(self) -> pd.DataFrame:
+        """Beats per class: available in the records, kept, and the records/patients they come from."""
+        rows = {}
+        for cls in self.available:
+            mask = self.y == cls
+            rows[cls] = {"available": self.available[cls], "kept": int(mask.sum()),
+                         "records": len(np.unique(self.record[mask])),
+                         "patients": len(np.unique(self.patient[mask]))}
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("class")
+
+
+def mitdb_beat_set(db: MITBIH, records: Sequence[str] = DS1 + DS2, classes: Sequence[str] = BEAT_CLASSES,
+                   per_class: int | None = None, window_s: tuple[float, float] = (1.0, 1.0), seed: int = 0,
+                   band: tuple[float, float] | None = (0.5, 40.0), margin_s: float = 1.0,
+                   lead: str = "MLII", fallback: str | None = "V5") -> BeatSet:
+    """A class-capped set of beat-centred windows from MIT-BIH records.
+
+    Every beat of ``classes`` whose window (with ``margin_s`` on both sides) fits in its record is
+    a candidate (:meth:`ecgbook.data.mitdb.MITBIH.beat_segments`); :func:`cap_per_class` then keeps
+    at most ``per_class`` per class, at random over all records; the windows kept are band-pass
+    filtered and trimmed. Signals are read twice (labels first, then only the windows kept), so
+    memory stays proportional to the windows kept.
+
+    Parameters
+    ----------
+    db: the :class:`~ecgbook.data.mitdb.MITBIH` reader.
+    records: records to draw from (default DS1 + DS2, the 44 non-paced records).
+    classes: AAMI classes (default :data:`BEAT_CLASSES`).
+    per_class: cap per class (``None``: all beats).
+    window_s: seconds ``(before, after)`` the R peak; the default 2-s window holds the beat and,
+        at usual heart rates, its neighbours, so that prematurity (short RR) is visible.
+    seed: seed of the random cap.
+    band: ``(low, high)`` Hz of the zero-phase band-pass (:func:`ecgbook.signal.bandpass`) that
+        removes baseline wander and the electrode offset, which would otherwise dominate the
+        lowest rows of every spectrogram; ``None``: raw signal.
+    margin_s: extra seconds cut on each side before filtering and trimmed afterwards, so that the
+        filter's edge transients stay out of the window (ignored when ``band`` is ``None``).
+    lead, fallback: as :meth:`~ecgbook.data.mitdb.MITBIH.beat_segments`.
+
+    Returns
+    -------
+    :class:`BeatSet` ordered by record, then R-peak sample.
+
+    Raises
+    ------
+    ValueError
+        ``records`` is empty, or as :func:`cap_per_class` and ``beat_segments``.
+    KeyError, RecordError
+        As :meth:`~ecgbook.data.mitdb.MITBIH.beat_segments`.
+    """
+    records = [str(r) for r in records]
+    if not records:
+        raise ValueError("records: empty")
+    classes = tuple(classes)
+    margin_s = 0.0 if band is None else float(margin_s)
+    if margin_s < 0:
+        raise ValueError(f"margin_s: must be >= 0 s, got {margin_s}")
+    cut = (float(window_s[0]) + margin_s, float(window_s[1]) + margin_s)
+    labels = [db.beat_segments([r], cut, lead, fallback, classes)[1:] for r in records]
+    y_all = np.concatenate([lab[0] for lab in labels])
+    keep = cap_per_class(y_all, per_class, seed)
+    kept = np.zeros(len(y_all), bool)
+    kept[keep] = True
+    parts, offset = [], 0
+    for name, (y_r, _, _) in zip(records, labels):
+        mask = kept[offset:offset + len(y_r)]
+        offset += len(y_r)
+        if mask.any():
+            X_r, y_r2, rec_r, s_r = db.beat_segments([name], cut, lead, fallback, classes)
+            X_r = X_r[mask]
+            if band is not None:
+                trim = int(round(margin_s * FS))
+                X_r = bandpass(X_r, FS, *band)[:, trim:X_r.shape[1] - trim]
+            parts.append((X_r.astype(np.float32, copy=False), y_r2[mask], rec_r[mask], s_r[mask]))
+    if not parts:
+        raise ValueError(f"records {records[:3]}…: no beat of classes {classes} has a window inside its record")
+    X, y, record, sample = (np.concatenate(column) for column in zip(*parts))
+    available = {c: int((y_all == c).sum()) for c in classes}
+    return BeatSet(X=X, y=y, record=record, sample=sample, fs=FS, window_s=tuple(window_s),
+                   available=available)

