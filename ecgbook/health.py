@@ -196,3 +196,37 @@ def warnings_markdown(warnings: Sequence[str], *, title: str = "Run health") -> 
         return ""
     items = "\n".join(f"- {w}" for w in warnings)
     return f":::{{warning}} {title}\n{items}\n:::"
+
+
+def plot_seed_curves(curves: Mapping[str, Sequence[tuple]], *, score_key: str = "val_score",
+                     ylabel: str = "validation macro AUROC", columns: int = 2, panel_size=(3.4, 2.4)):
+    """Validation curves of several seeds, one panel per model/task, kept epochs marked.
+
+    ``curves``: ``{panel title: [(seed, history, best_epoch), ...]}`` (``history`` as in
+    :func:`check_history`). Each seed is a line; its kept epoch a filled dot. Panels are laid out
+    ``columns`` wide (default 2, legible in the ~680-px text column). Returns the
+    ``matplotlib`` figure.
+    """
+    import matplotlib.pyplot as plt
+
+    n = max(len(curves), 1)
+    columns = min(columns, n)
+    rows = -(-n // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(panel_size[0] * columns, panel_size[1] * rows),
+                             squeeze=False, sharey=False, constrained_layout=True)
+    for ax, (title, runs) in zip(axes.flat, curves.items()):
+        for i, (seed, history, best_epoch) in enumerate(runs):
+            x = [row["epoch"] for row in history]
+            y = [row[score_key] if _finite(row.get(score_key)) else np.nan for row in history]
+            line, = ax.plot(x, y, lw=1.4, label=f"seed {seed}")
+            if best_epoch in x:
+                ax.plot(best_epoch, y[x.index(best_epoch)], "o", color=line.get_color(), ms=5)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch", fontsize=9)
+        ax.set_ylabel(ylabel, fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=8, title="dot: kept epoch", title_fontsize=8)
+    return fig

@@ -53,14 +53,15 @@ PROFILES: dict[str, dict[str, dict]] = {
                            "table_methods": ["dino_concat", "dino_time", "dino_spec", "simclr_time", "baseline"],
                            "n_boot": 50},
         "primer": {"max_records": 300, "mitdb_records": 4},
-        "baseline": {"max_records": 400, "tasks": ["superdiagnostic"], "epochs": 1, "batch_size": 64,
-                     "lr": 1e-2, "n_boot": 50, "seed": 0},
+        "baseline": {"max_records": 400, "tasks": ["superdiagnostic"], "epochs": 2, "batch_size": 64,
+                     "lr": 1e-2, "patience": None, "n_boot": 50, "seeds": [0, 1, 2]},
         "transfer": {"cinc_records": 200, "mitdb_per_class": 40, "backbones": ["densenet121", "efficientnet_lite0"],
                      "weights": ["imagenet", "random"], "image_size": 64, "classifiers": ["linear_svm", "logreg"],
                      "folds": 3, "batch_size": 32, "seed": 0},
-        "mrmnet": {"max_records": 300, "tasks": ["superdiagnostic"], "variants": ["released"],
-                   "variant_task": "superdiagnostic", "epochs": 1, "batch_size": 64, "lr": 1e-3, "n_boot": 50,
-                   "seed": 0, "cpsc_root": None},
+        # same records, task and seeds as the baseline's smoke entry, so the reuse path runs in CI
+        "mrmnet": {"max_records": 400, "tasks": ["superdiagnostic"], "variants": ["released"],
+                   "variant_task": "superdiagnostic", "epochs": 2, "batch_size": 64, "lr": 1e-3,
+                   "patience": None, "n_boot": 50, "seeds": [0, 1, 2], "cpsc_root": None},
     },
     "classroom": {
         "multimodal_ssl": {"max_records": 1000, "tasks": ["superdiagnostic"], "encoder_size": "small",
@@ -71,13 +72,13 @@ PROFILES: dict[str, dict[str, dict]] = {
                            "table_methods": ["dino_time", "dino_spec", "baseline"], "n_boot": 200},
         "primer": {"max_records": 1000, "mitdb_records": 11},
         "baseline": {"max_records": 1000, "tasks": ["superdiagnostic"], "epochs": 8, "batch_size": 64,
-                     "lr": 1e-2, "n_boot": 200, "seed": 0},
+                     "lr": 1e-2, "patience": None, "n_boot": 200, "seeds": [0, 1, 2]},
         "transfer": {"cinc_records": 1000, "mitdb_per_class": 250, "backbones": ["efficientnet_lite0"],
                      "weights": ["imagenet", "random"], "image_size": 224, "classifiers": ["linear_svm", "logreg"],
                      "folds": 5, "batch_size": 32, "seed": 0},
         "mrmnet": {"max_records": 1000, "tasks": ["superdiagnostic"], "variants": ["released"],
-                   "variant_task": "superdiagnostic", "epochs": 6, "batch_size": 64, "lr": 1e-3, "n_boot": 200,
-                   "seed": 0, "cpsc_root": None},
+                   "variant_task": "superdiagnostic", "epochs": 6, "batch_size": 64, "lr": 1e-3,
+                   "patience": None, "n_boot": 200, "seeds": [0, 1, 2], "cpsc_root": None},
     },
     "tutorial": {
         "multimodal_ssl": {"max_records": None, "tasks": ["superdiagnostic", "rhythm"], "encoder_size": "small",
@@ -89,16 +90,20 @@ PROFILES: dict[str, dict[str, dict]] = {
                                              "baseline"],
                            "n_boot": 1000},
         "primer": {"max_records": None, "mitdb_records": 48},
-        "baseline": {"max_records": None, "tasks": ["superdiagnostic", "rhythm", "all"], "epochs": 30,
-                     "batch_size": 64, "lr": 1e-2, "n_boot": 1000, "seed": 0},
+        # 3 seeds x 2 tasks x 20 epochs: about 20 min on an idle 2-core CPU (measured ~10 s per
+        # epoch incl. validation); "all" and the other tasks run in the paper profile.
+        "baseline": {"max_records": None, "tasks": ["superdiagnostic", "rhythm"], "epochs": 20,
+                     "batch_size": 64, "lr": 1e-2, "patience": 8, "n_boot": 1000, "seeds": [0, 1, 2]},
         "transfer": {"cinc_records": None, "mitdb_per_class": 2000,
                      "backbones": ["densenet121", "efficientnet_lite0"], "weights": ["imagenet", "random"],
                      "image_size": 224, "classifiers": ["linear_svm", "logreg"], "folds": 10, "batch_size": 64,
                      "seed": 0},
-        "mrmnet": {"max_records": None, "tasks": ["superdiagnostic", "all", "form", "rhythm"],
-                   "variants": ["released", "high_only", "low_only", "no_attention", "no_mutual"],
-                   "variant_task": "superdiagnostic", "epochs": 12, "batch_size": 64, "lr": 1e-3, "n_boot": 1000,
-                   "seed": 0, "cpsc_root": None},
+        # MRM-Net: 3 seeds x (2 tasks + 2 variants) x 15 epochs, about 25 min on an idle 2-core
+        # CPU (~8 s per epoch incl. validation); the baseline's runs come from the baseline chapter.
+        "mrmnet": {"max_records": None, "tasks": ["superdiagnostic", "rhythm"],
+                   "variants": ["released", "no_mutual"], "variant_task": "superdiagnostic",
+                   "epochs": 15, "batch_size": 64, "lr": 1e-3, "patience": 6, "n_boot": 1000,
+                   "seeds": [0, 1, 2], "cpsc_root": None},
     },
     "paper": {
         "multimodal_ssl": {"max_records": None, "tasks": ["superdiagnostic", "rhythm"], "encoder_size": "paper",
@@ -111,7 +116,8 @@ PROFILES: dict[str, dict[str, dict]] = {
         "primer": {"max_records": None, "mitdb_records": 48},
         "baseline": {"max_records": None,
                      "tasks": ["all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm"],
-                     "epochs": 50, "batch_size": 128, "lr": 1e-2, "n_boot": 1000, "seed": 0},
+                     "epochs": 50, "batch_size": 128, "lr": 1e-2, "patience": None, "n_boot": 1000,
+                     "seeds": [0, 1, 2, 3, 4]},
         "transfer": {"cinc_records": None, "mitdb_per_class": 2000,
                      "backbones": ["densenet121", "densenet161", "efficientnet_lite0"],
                      "weights": ["imagenet", "random"], "image_size": 224, "classifiers": ["linear_svm", "logreg"],
@@ -119,8 +125,8 @@ PROFILES: dict[str, dict[str, dict]] = {
         "mrmnet": {"max_records": None,
                    "tasks": ["all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm"],
                    "variants": ["released", "high_only", "low_only", "no_attention", "no_mutual"],
-                   "variant_task": "superdiagnostic", "epochs": 40, "batch_size": 96, "lr": 1e-3, "n_boot": 1000,
-                   "seed": 0, "cpsc_root": None},
+                   "variant_task": "superdiagnostic", "epochs": 40, "batch_size": 96, "lr": 1e-3,
+                   "patience": None, "n_boot": 1000, "seeds": [0, 1, 2, 3, 4], "cpsc_root": None},
     },
 }
 
@@ -146,8 +152,11 @@ def _kind(values: list) -> str:
         return "str"
     if seen <= {list, tuple}:
         items = [x for v in values if v is not None for x in v]
-        numeric = items and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in items)
-        return "numbers" if numeric else "list"
+        if items and all(type(x) is int for x in items):
+            return "ints"
+        if items and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in items):
+            return "numbers"
+        return "list"
     if seen <= {bool}:
         return "bool"
     return "any"
@@ -189,6 +198,15 @@ def _check(chapter: str, name: str, value, kind: str):
         if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
             raise ValueError(f"{where}: expected a non-empty list of names (papermill: -y \"{name}: [a, b]\"), "
                              f"got {value!r}")
+        return list(value)
+    if kind == "ints":  # e.g. seeds: papermill -y "seeds: [0, 1, 2]" (or -p seeds 4: one seed)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value]
+        if (not isinstance(value, (list, tuple)) or not value
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+                or len(set(value)) != len(value)):
+            raise ValueError(f"{where}: expected a non-empty list of distinct integers ≥ 0 "
+                             f"(papermill: -y \"{name}: [0, 1, 2]\"), got {value!r}")
         return list(value)
     if kind == "numbers":  # e.g. seeds [0, 1, 2], label fractions [0.01, 0.1, 1.0]
         if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -101,7 +101,8 @@ def test_config_renders_markdown_as_myst_and_math_offline():
 
 
 #: Chapters whose shown code must fit the text column (others join as they adopt the pattern).
-COLUMN_CHECKED = ("00_introduction", "01_data_primer", "03_transfer_learning")
+COLUMN_CHECKED = ("00_introduction", "01_data_primer", "02_baseline_ptbxl", "03_transfer_learning",
+                  "05_mrmnet")
 
 
 @pytest.mark.parametrize("stem", COLUMN_CHECKED)

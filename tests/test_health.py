@@ -94,3 +94,14 @@ def test_check_seeds_and_markdown():
     assert health.warnings_markdown([]) == ""
     md = health.warnings_markdown(w + ["x"])
     assert md.startswith(":::{warning} Run health\n- SEED OUTLIER") and md.endswith("\n- x\n:::")
+
+
+def test_plot_seed_curves_marks_kept_epochs():
+    import matplotlib
+    matplotlib.use("Agg")
+    h = history([0.6, 0.7, 0.8, 0.79])
+    fig = health.plot_seed_curves({"rhythm": [(0, h, 2), (1, h, 1)], "all": [(0, h, 2)], "form": [(0, h, 0)]})
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 3 and len(fig.axes) == 4  # 2 x 2 grid, the fourth panel hidden
+    assert len(axes[0].lines) == 4  # two seeds: a line and a kept-epoch dot each
+    assert axes[0].lines[1].get_xdata()[0] == 2

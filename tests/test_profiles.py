@@ -21,12 +21,13 @@ def test_resolve_fills_and_overrides():
     assert profiles.resolve("baseline", "smoke", lr=1)["lr"] == 1.0
     assert profiles.resolve("baseline", "smoke", tasks="rhythm")["tasks"] == ["rhythm"]
     assert profiles.resolve("mrmnet", "smoke", cpsc_root="/data/cpsc")["cpsc_root"] == "/data/cpsc"
-    assert profiles.resolve("baseline", "smoke", seed=0)["seed"] == 0
     assert profiles.resolve("multimodal_ssl", "smoke", seeds=[0, 1])["seeds"] == [0, 1]
     assert profiles.resolve("multimodal_ssl", "smoke", seeds=3)["seeds"] == [3]
     assert profiles.resolve("multimodal_ssl", "smoke", fractions=[0.5, 1.0])["fractions"] == [0.5, 1.0]
-    with pytest.raises(ValueError, match="'seeds'.*list of numbers"):
+    with pytest.raises(ValueError, match="'seeds'.*integers"):
         profiles.resolve("multimodal_ssl", "smoke", seeds=["a"])
+    assert profiles.resolve("baseline", "smoke", seeds=[3, 1])["seeds"] == [3, 1]
+    assert profiles.resolve("baseline", "smoke", seeds=4)["seeds"] == [4]
 
 
 @pytest.mark.parametrize("given, words", [
@@ -37,7 +38,9 @@ def test_resolve_fills_and_overrides():
     ({"lr": "fast"}, ["'lr'", "number"]),
     ({"lr": -0.1}, ["'lr'", "positive"]),
     ({"tasks": [1, 2]}, ["'tasks'", "list of names"]),
-    ({"seed": -1}, ["'seed'", "≥ 0"]),
+    ({"seeds": [-1]}, ["'seeds'", "≥ 0"]),
+    ({"seeds": [0, 0]}, ["'seeds'", "distinct"]),
+    ({"seeds": "abc"}, ["'seeds'", "integers"]),
 ])
 def test_wrong_values_fail_naming_the_parameter(given, words):
     with pytest.raises(ValueError) as info:
