@@ -782,3 +782,181 @@ def crops_of(X: np.ndarray, crops_per_record: int = 2, length: int = SEGMENT) ->
     n, leads, _ = X.shape
     return X[..., :crops_per_record * length].reshape(n, leads, crops_per_record, length).transpose(0, 2, 1, 3) \
         .reshape(n * crops_per_record, leads, length)
+
+
+# ----------------------------------------------------------------------------------------------
+# The chapter's experiments (result rows of schema ecgbook.results/1)
+# ----------------------------------------------------------------------------------------------
+def _auroc_row(y, scores, classes, *, n_boot: int, seed: int, **fields) -> dict:
+    from .metrics import bootstrap_ci, macro_auroc
+    auc = macro_auroc(y, scores, classes)
+    ci = bootstrap_ci(lambda t, s: macro_auroc(t, s).value, y, scores, n_boot=n_boot, seed=seed)
+    return {"metric": "macro_auroc", "value": auc.value, "ci_low": ci.low, "ci_high": ci.high, "split": "test",
+            "n": int(len(y)), "excluded_classes": list(auc.excluded), **fields}
+
+
+def probe_subsets(encoders: dict, task, subsets, *, n_boot: int, seed: int = 0, Cs=(0.01, 0.1, 1.0),
+                  device=None) -> tuple[list[dict], dict]:
+    """Linear probe of every encoder on every lead subset of a PTB-XL ``task`` (folds 1-8 / 9 / 10).
+
+    ``encoders``: name -> :class:`Wav2Vec2Encoder` (frozen). Returns ``(rows, scores)`` with
+    ``scores[(name, leads)] = test scores`` for paired comparisons.
+    """
+    splits = {name: task.split(name) for name in ("train", "val", "test")}
+    X = np.asarray(task.X, np.float32)
+    rows, scores = [], {}
+    for name, enc in encoders.items():
+        for n_leads in subsets:
+            Z = embed(enc, keep_leads(X, LEAD_SUBSETS[n_leads]), device=device)
+            res = linear_probe(Z[splits["train"]], task.Y[splits["train"]], Z[splits["val"]], task.Y[splits["val"]],
+                               Z[splits["test"]], Cs=Cs, seed=seed)
+            scores[(name, n_leads)] = res["test_scores"]
+            rows.append(_auroc_row(task.Y[splits["test"]], res["test_scores"], task.classes, n_boot=n_boot, seed=seed,
+                                   model=name, task=task.task, leads=n_leads, evaluation="linear_probe",
+                                   label_fraction=1.0, seed=seed, C=res["C"], val_auroc=res["val_auroc"]))
+    return rows, scores
+
+
+def paired_rows(scores: dict, y_test, pairs, *, n_boot: int, seed: int = 0, task: str = "", evaluation: str = "") -> list[dict]:
+    """Paired bootstrap ``Δ macro AUROC = A - B`` on the same test records for each ``(key_a, key_b)``.
+
+    Keys are ``(model, leads)`` (or ``(model, leads, seed)``; then the scores are first averaged over
+    the seeds present for that ``(model, leads)``, as the seeds helper pools them).
+    """
+    from .metrics import macro_auroc, paired_bootstrap
+
+    def pooled(key):
+        if key in scores:
+            return scores[key]
+        found = [v for k, v in scores.items() if k[:len(key)] == key]
+        if not found:
+            raise KeyError(f"no scores for {key}")
+        return np.mean(found, axis=0)
+
+    rows = []
+    for a, b in pairs:
+        res = paired_bootstrap(lambda t, s: macro_auroc(t, s).value, y_test, pooled(a), pooled(b), n_boot=n_boot, seed=seed)
+        rows.append({"metric": "delta_macro_auroc", "value": res["diff"], "ci_low": res["low"], "ci_high": res["high"],
+                     "p_value": res["p_value"], "model": f"{a[0]} - {b[0]}", "model_a": a[0], "model_b": b[0],
+                     "leads": a[1], "task": task, "evaluation": evaluation, "split": "test", "n": int(len(y_test))})
+    return rows
+
+
+def finetune_subsets(encoders: dict, cfg: Wav2Vec2Config, task, subsets, seeds, *, epochs: int, batch_size: int,
+                     lr: float, n_boot: int) -> tuple[list[dict], dict, dict]:
+    """Official-style fine-tuning (conv frozen) per encoder (``None`` = random init), lead subset and seed.
+
+    Returns ``(rows, scores, histories)``; ``scores[(name, leads, seed)]``.
+    """
+    rows, scores, histories = [], {}, {}
+    for n_leads in subsets:
+        data = prepared_subset(task, LEAD_SUBSETS[n_leads])
+        for name, enc in encoders.items():
+            for seed in seeds:
+                run = fine_tune(enc, cfg, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+                scores[(name, n_leads, seed)] = run.test_scores
+                histories[(name, n_leads, seed)] = run.fit.history
+                rows.append(_auroc_row(data.Y_test, run.test_scores, data.classes, n_boot=n_boot, seed=seed, model=name,
+                                       task=task.task, leads=n_leads, evaluation="fine_tune", label_fraction=1.0,
+                                       seed=seed, best_epoch=run.fit.best_epoch, val_auroc=run.fit.best_score,
+                                       samples_per_s=run.fit.samples_per_s))
+    return rows, scores, histories
+
+
+def baseline_subsets(task, subsets, seeds, *, epochs: int, batch_size: int, lr: float, n_boot: int) -> tuple[list[dict], dict]:
+    """``resnet1d_wang`` trained from scratch on each lead subset (benchmark protocol: 2.5-s crops,
+    max over windows; mV input, absent leads zero, as every model of this chapter)."""
+    from . import protocol
+    from .models.resnet1d import ResNet1dWang
+    rows, scores = [], {}
+    for n_leads in subsets:
+        data = prepared_subset(task, LEAD_SUBSETS[n_leads])
+        for seed in seeds:
+            run = protocol.train_and_test(lambda: ResNet1dWang(n_classes=len(data.classes)), data, epochs=epochs,
+                                          batch_size=batch_size, lr=lr, seed=seed, patience=None)
+            scores[("resnet1d_wang", n_leads, seed)] = run.test_scores
+            rows.append(_auroc_row(data.Y_test, run.test_scores, data.classes, n_boot=n_boot, seed=seed,
+                                   model="resnet1d_wang", task=task.task, leads=n_leads, evaluation="supervised",
+                                   label_fraction=1.0, seed=seed, best_epoch=run.fit.best_epoch))
+    return rows, scores
+
+
+def identification_ptbxl(encoders: dict, X, patient, dates, strat_fold, subsets, *, folds=(9, 10), device=None):
+    """Zero-shot patient identification on PTB-XL records of ``folds`` (never seen in pre-training).
+
+    Gallery: each patient's first ECG by recording date; probes: the later ones; cosine similarity
+    of pooled embeddings (:func:`identify`). Returns ``(rows, example)`` where ``example`` holds one
+    probe's ranked gallery for the page.
+    """
+    keep = np.flatnonzero(np.isin(strat_fold, folds))
+    g, p = gallery_probe_split(np.asarray(patient)[keep], np.asarray(dates)[keep])
+    g, p = keep[g], keep[p]
+    rows, example = [], None
+    for name, enc in encoders.items():
+        for n_leads in subsets:
+            Z = embed(enc, keep_leads(np.asarray(X[np.concatenate([g, p])], np.float32), LEAD_SUBSETS[n_leads]),
+                      device=device)
+            res = identify(Z[:len(g)], np.asarray(patient)[g], Z[len(g):], np.asarray(patient)[p])
+            for k in (1, 5):
+                rows.append({"metric": f"top{k}_accuracy", "value": res[f"top{k}"], "chance": res[f"chance_top{k}"],
+                             "model": name, "task": "patient_identification_ptbxl", "leads": n_leads,
+                             "evaluation": "identification", "gallery": res["gallery"], "probes": res["probes"],
+                             "split": f"folds {','.join(map(str, folds))}"})
+            if example is None and len(p):
+                gz = Z[:len(g)] / np.linalg.norm(Z[:len(g)], axis=1, keepdims=True)
+                pz = Z[len(g)] / np.linalg.norm(Z[len(g)])
+                order = np.argsort(-(gz @ pz))[:5]
+                example = {"model": name, "leads": n_leads, "probe_patient": int(np.asarray(patient)[p[0]]),
+                           "ranked_gallery_patients": [int(np.asarray(patient)[g][i]) for i in order],
+                           "similarities": [float((gz @ pz)[i]) for i in order]}
+    return rows, example
+
+
+def identification_mitdb(encoders: dict, names, *, crops: int = 5, device=None) -> list[dict]:
+    """Within-recording identification across the halves of MIT-BIH records (DS2: never pre-trained on).
+
+    Gallery: the mean embedding of ``crops`` 5-s crops of each record's first half; probes: each
+    crop of its second half. An easier task than patient identification (same session).
+    """
+    X, rec = mitdb_halves(names, crops=crops)
+    rows = []
+    for name, enc in encoders.items():
+        Z = embed(enc, X.reshape(-1, 12, SEGMENT), device=device).reshape(len(rec), 2, crops, -1)
+        res = identify(Z[:, 0].mean(1), rec, Z[:, 1].reshape(-1, Z.shape[-1]), np.repeat(rec, crops))
+        for k in (1, 5):
+            rows.append({"metric": f"top{k}_accuracy", "value": res[f"top{k}"], "chance": res[f"chance_top{k}"],
+                         "model": name, "task": "recording_identification_mitdb_ds2", "leads": 2,
+                         "evaluation": "identification", "gallery": res["gallery"], "probes": res["probes"]})
+    return rows
+
+
+def leak_rows(encoder, cfg: Wav2Vec2Config, task, *, name: str, n_boot: int, seed: int = 0, fine_tune_epochs: int = 0,
+              batch_size: int = 64, lr: float = 1e-3) -> list[dict]:
+    """The same model evaluated on a crop-level split (official manifests) and a patient-level split.
+
+    Every PTB-XL record of ``task`` gives two 5-s crops (with its labels); :func:`crop_splits` cuts
+    them 80/10/10 at crop level or patient level. A linear probe (and, with ``fine_tune_epochs``, the
+    official fine-tuning) is trained and tested on each; the rows say how many test crops have a
+    sibling crop of their recording in training.
+    """
+    from .protocol import Prepared
+    crops = crops_of(np.asarray(task.X, np.float32), 2)
+    Y = np.repeat(task.Y, 2, axis=0)
+    record = np.repeat(np.arange(len(task.Y)), 2)
+    Z = embed(encoder, crops)
+    rows = []
+    for level in ("crop", "patient"):
+        s = crop_splits(task.patient_id, 2, level=level, seed=seed)
+        shared = np.isin(record[s["test"]], record[s["train"]]).mean()
+        res = linear_probe(Z[s["train"]], Y[s["train"]], Z[s["val"]], Y[s["val"]], Z[s["test"]], seed=seed)
+        common = dict(model=name, task=task.task, leads=12, split_level=level, seed=seed, label_fraction=1.0,
+                      test_crops_with_train_sibling=float(shared))
+        rows.append(_auroc_row(Y[s["test"]], res["test_scores"], task.classes, n_boot=n_boot, seed=seed,
+                               evaluation="linear_probe", **common))
+        if fine_tune_epochs:
+            data = Prepared(crops[s["train"]], Y[s["train"]], crops[s["val"]], Y[s["val"]], crops[s["test"]],
+                            Y[s["test"]], list(task.classes), None, FS)
+            run = fine_tune(encoder, cfg, data, epochs=fine_tune_epochs, batch_size=batch_size, lr=lr, seed=seed)
+            rows.append(_auroc_row(Y[s["test"]], run.test_scores, task.classes, n_boot=n_boot, seed=seed,
+                                   evaluation="fine_tune", **common))
+    return rows

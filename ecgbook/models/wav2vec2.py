@@ -94,12 +94,13 @@ class Wav2Vec2Config:
         return cls(**d)
 
 
-#: Named sizes. ``paper``: 12 layers, d 768 (the paper's); ``tutorial``: a CPU-sized model;
+#: Named sizes. ``paper``: 12 layers, d 768 (the paper's); ``tutorial``: a CPU-sized model (3 layers,
+#: d 96, 2 x 160 codebook entries, 20 distractors; ~0.45 M parameters);
 #: ``smoke``: a toy for CI plumbing.
 SIZES = {
     "paper": {},
-    "tutorial": dict(conv_layers=((128, 2, 2), (128, 2, 2)), embed_dim=128, layers=4, heads=4, ffn_dim=512,
-                     conv_pos=64, conv_pos_groups=16, final_dim=64, num_negatives=50),
+    "tutorial": dict(conv_layers=((96, 2, 2), (96, 2, 2)), embed_dim=96, layers=3, heads=4, ffn_dim=384,
+                     conv_pos=32, conv_pos_groups=8, final_dim=64, num_negatives=20, latent_vars=160),
     "smoke": dict(conv_layers=((32, 2, 2), (32, 2, 2)), embed_dim=32, layers=1, heads=2, ffn_dim=64,
                   conv_pos=16, conv_pos_groups=4, final_dim=16, latent_vars=16, num_negatives=10),
 }
@@ -424,7 +425,9 @@ class Wav2Vec2Pretrainer(nn.Module):
         neg = neg + (neg >= own).long()                                               # skip the step itself
         negs = y[rows[..., None], neg]                                                # (b, m, K, F)
         targets = torch.cat([y[:, :, None], negs], dim=2)
-        logits = F.cosine_similarity(ctx.float()[:, :, None], targets.float(), dim=-1) / self.cfg.logit_temp
+        c_n = F.normalize(ctx.float(), dim=-1, eps=1e-8)
+        t_n = F.normalize(targets.float(), dim=-1, eps=1e-8)
+        logits = torch.einsum("bmf,bmkf->bmk", c_n, t_n) / self.cfg.logit_temp      # cosine / 0.1
         same = (negs == y[:, :, None]).all(-1)
         logits = torch.cat([logits[..., :1], logits[..., 1:].masked_fill(same, float("-inf"))], dim=-1)
         return {"logits": logits, "valid": valid, "neg_index": neg, "pooled": x.mean(1),
@@ -465,6 +468,11 @@ class W2VClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.encoder(x)["x"]
         return self.proj(self.final_dropout(h).mean(1))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters of ``model`` (trainable or not)."""
+    return sum(p.numel() for p in model.parameters())
 
 
 def encoder_state(pretrainer_state: dict) -> dict:
