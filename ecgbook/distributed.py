@@ -143,8 +143,11 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """
     if not is_initialized():
         return x
+    import warnings
     from torch.distributed.nn.functional import all_gather
-    return torch.cat(all_gather(x), dim=0)
+    with warnings.catch_warnings():           # deprecated in favour of a private API; still differentiable
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.cat(all_gather(x), dim=0)
 
 
 def gather(x: torch.Tensor) -> torch.Tensor:
@@ -160,8 +163,11 @@ def all_reduce_with_grad(x: torch.Tensor) -> torch.Tensor:
     """Sum of ``x`` over ranks, differentiable (``torch.distributed.nn``). Returns ``x`` in one process."""
     if not is_initialized():
         return x
+    import warnings
     from torch.distributed.nn.functional import all_reduce
-    return all_reduce(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return all_reduce(x)
 
 
 def sampler(dataset, shuffle: bool = True, seed: int = 0, drop_last: bool = True):

@@ -787,10 +787,10 @@ def crops_of(X: np.ndarray, crops_per_record: int = 2, length: int = SEGMENT) ->
 # ----------------------------------------------------------------------------------------------
 # The chapter's experiments (result rows of schema ecgbook.results/1)
 # ----------------------------------------------------------------------------------------------
-def _auroc_row(y, scores, classes, *, n_boot: int, seed: int, **fields) -> dict:
+def _auroc_row(y, scores, classes, *, n_boot: int, boot_seed: int, **fields) -> dict:
     from .metrics import bootstrap_ci, macro_auroc
     auc = macro_auroc(y, scores, classes)
-    ci = bootstrap_ci(lambda t, s: macro_auroc(t, s).value, y, scores, n_boot=n_boot, seed=seed)
+    ci = bootstrap_ci(lambda t, s: macro_auroc(t, s).value, y, scores, n_boot=n_boot, seed=boot_seed)
     return {"metric": "macro_auroc", "value": auc.value, "ci_low": ci.low, "ci_high": ci.high, "split": "test",
             "n": int(len(y)), "excluded_classes": list(auc.excluded), **fields}
 
@@ -811,7 +811,7 @@ def probe_subsets(encoders: dict, task, subsets, *, n_boot: int, seed: int = 0, 
             res = linear_probe(Z[splits["train"]], task.Y[splits["train"]], Z[splits["val"]], task.Y[splits["val"]],
                                Z[splits["test"]], Cs=Cs, seed=seed)
             scores[(name, n_leads)] = res["test_scores"]
-            rows.append(_auroc_row(task.Y[splits["test"]], res["test_scores"], task.classes, n_boot=n_boot, seed=seed,
+            rows.append(_auroc_row(task.Y[splits["test"]], res["test_scores"], task.classes, n_boot=n_boot, boot_seed=seed,
                                    model=name, task=task.task, leads=n_leads, evaluation="linear_probe",
                                    label_fraction=1.0, seed=seed, C=res["C"], val_auroc=res["val_auroc"]))
     return rows, scores
@@ -856,7 +856,7 @@ def finetune_subsets(encoders: dict, cfg: Wav2Vec2Config, task, subsets, seeds, 
                 run = fine_tune(enc, cfg, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
                 scores[(name, n_leads, seed)] = run.test_scores
                 histories[(name, n_leads, seed)] = run.fit.history
-                rows.append(_auroc_row(data.Y_test, run.test_scores, data.classes, n_boot=n_boot, seed=seed, model=name,
+                rows.append(_auroc_row(data.Y_test, run.test_scores, data.classes, n_boot=n_boot, boot_seed=seed, model=name,
                                        task=task.task, leads=n_leads, evaluation="fine_tune", label_fraction=1.0,
                                        seed=seed, best_epoch=run.fit.best_epoch, val_auroc=run.fit.best_score,
                                        samples_per_s=run.fit.samples_per_s))
@@ -875,7 +875,7 @@ def baseline_subsets(task, subsets, seeds, *, epochs: int, batch_size: int, lr: 
             run = protocol.train_and_test(lambda: ResNet1dWang(n_classes=len(data.classes)), data, epochs=epochs,
                                           batch_size=batch_size, lr=lr, seed=seed, patience=None)
             scores[("resnet1d_wang", n_leads, seed)] = run.test_scores
-            rows.append(_auroc_row(data.Y_test, run.test_scores, data.classes, n_boot=n_boot, seed=seed,
+            rows.append(_auroc_row(data.Y_test, run.test_scores, data.classes, n_boot=n_boot, boot_seed=seed,
                                    model="resnet1d_wang", task=task.task, leads=n_leads, evaluation="supervised",
                                    label_fraction=1.0, seed=seed, best_epoch=run.fit.best_epoch))
     return rows, scores
@@ -951,12 +951,63 @@ def leak_rows(encoder, cfg: Wav2Vec2Config, task, *, name: str, n_boot: int, see
         res = linear_probe(Z[s["train"]], Y[s["train"]], Z[s["val"]], Y[s["val"]], Z[s["test"]], seed=seed)
         common = dict(model=name, task=task.task, leads=12, split_level=level, seed=seed, label_fraction=1.0,
                       test_crops_with_train_sibling=float(shared))
-        rows.append(_auroc_row(Y[s["test"]], res["test_scores"], task.classes, n_boot=n_boot, seed=seed,
+        rows.append(_auroc_row(Y[s["test"]], res["test_scores"], task.classes, n_boot=n_boot, boot_seed=seed,
                                evaluation="linear_probe", **common))
         if fine_tune_epochs:
             data = Prepared(crops[s["train"]], Y[s["train"]], crops[s["val"]], Y[s["val"]], crops[s["test"]],
                             Y[s["test"]], list(task.classes), None, FS)
             run = fine_tune(encoder, cfg, data, epochs=fine_tune_epochs, batch_size=batch_size, lr=lr, seed=seed)
-            rows.append(_auroc_row(Y[s["test"]], run.test_scores, task.classes, n_boot=n_boot, seed=seed,
+            rows.append(_auroc_row(Y[s["test"]], run.test_scores, task.classes, n_boot=n_boot, boot_seed=seed,
                                    evaluation="fine_tune", **common))
     return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line (single process or torchrun)
+# ----------------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    """``python -m ecgbook.lead_agnostic_ssl pretrain --profile P --method M --out ckpt.pt``.
+
+    Under ``torchrun --nproc_per_node N`` every process joins the group; rank 0 builds the corpus
+    cache while the others wait, each rank trains on its share of every global batch
+    (``--batch-size`` pairs per process; ``--grad-accum`` steps per update), and rank 0 prints the
+    history and writes the checkpoint.
+    """
+    import argparse
+    from . import profiles
+    from .models.wav2vec2 import wav2vec2_config
+    parser = argparse.ArgumentParser(prog="python -m ecgbook.lead_agnostic_ssl")
+    parser.add_argument("command", choices=["pretrain"])
+    parser.add_argument("--profile", default="tutorial", choices=profiles.PROFILE_NAMES)
+    parser.add_argument("--method", default="W2V+CMSC+RLM", choices=list(METHODS))
+    parser.add_argument("--out", required=True, help="checkpoint path (written by rank 0)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--grad-accum", type=int, default=1)
+    parser.add_argument("--lr", type=float)
+    args = parser.parse_args(argv)
+    P = profiles.resolve("lead_agnostic_ssl", args.profile)
+    device = dist.init()
+    try:
+        with dist.main_first():
+            corpus = build_corpus(ptbxl_records=P["ptbxl_records"], cinc_records=P["cinc_records"],
+                                  cinc_pairs_per_record=P["cinc_pairs_per_record"],
+                                  mitdb_pairs_per_record=P["mitdb_pairs_per_record"])
+        torch.manual_seed(P["seed"])
+        model = Wav2Vec2Pretrainer(wav2vec2_config(P["size"]))
+        cfg = PretrainConfig(epochs=args.epochs or P["pretrain_epochs"], batch_size=args.batch_size or P["pretrain_batch_size"],
+                             lr=args.lr or P["pretrain_lr"], grad_accum=args.grad_accum, seed=P["seed"],
+                             warmup=0.0 if args.profile == "paper" else 0.1,
+                             schedule="fixed" if args.profile == "paper" else "cosine",
+                             anneal_to_end=args.profile != "paper")
+        res = pretrain(model, corpus, objective(args.method), cfg, device=device, checkpoint=args.out)
+        if dist.is_main():
+            print(pd.DataFrame(res["history"]).round(4).to_string(index=False))
+            print(f"{res['segments_per_s']:.1f} segments/s over {dist.world_size()} process(es); checkpoint {args.out}")
+    finally:
+        dist.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
