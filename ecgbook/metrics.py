@@ -22,6 +22,7 @@ PTB-XL", IEEE JBHI 25 (2021).
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -74,6 +75,77 @@ def _names(class_names: Sequence | None, n: int) -> list:
     return names
 
 
+# --------------------------------------------------------------------------- rank AUROC (vectorised)
+
+#: Upper bound on ``resamples × records × classes`` held in memory at once by :func:`auroc_weighted`.
+_AUROC_CHUNK = 4_000_000
+
+
+def auroc_weighted(y_true, y_score, weights=None) -> np.ndarray:
+    """Per-class AUROC of many weighted copies of one data set at once (Mann–Whitney U, ties ½).
+
+    With ``w`` a row of ``weights`` (how many times each record is counted, e.g. the record counts
+    of one bootstrap resample), the AUROC of class ``k`` is
+
+        AUROC_k = Σ_{i pos, j neg} w_i w_j ([s_i > s_j] + ½ [s_i = s_j]) / (Σ_{pos} w_i · Σ_{neg} w_j)
+
+    the probability that a random positive outscores a random negative, ties counted as ½ — the
+    normalised Mann–Whitney U statistic, which equals the trapezoidal area under the ROC curve
+    (:func:`sklearn.metrics.roc_auc_score`) exactly. Each class's scores are sorted once; every
+    weighted copy then costs one cumulative sum, so all classes and all resamples are computed
+    with NumPy in one pass (no Python loop over classes or resamples). With integer weights every
+    sum is an exact integer or half-integer in float64, so the result is the correctly rounded
+    ratio.
+
+    Parameters
+    ----------
+    y_true: ``(n_records, n_classes)`` multi-hot labels (or ``(n_records,)`` for one class).
+    y_score: ``(n_records, n_classes)`` finite scores, same shape.
+    weights: ``(n_copies, n_records)`` non-negative record weights (default: one copy, all ones).
+        The bootstrap passes each resample's record counts ``np.bincount(resample, minlength=n)``.
+
+    Returns
+    -------
+    ``(n_copies, n_classes)`` float64; NaN where a copy has no positive or no negative weight in
+    the class (AUROC undefined).
+
+    Raises ``ValueError`` for mismatched shapes, non-0/1 labels, non-finite scores or bad weights.
+    Source: Mann & Whitney (1947); Hanley & McNeil, Radiology 143 (1982), eq. 2 (AUC = U / (n₁n₀)).
+    """
+    y_true = _labels("y_true", y_true)
+    y_score = _scores("y_score", y_score, y_true.shape)
+    n, n_classes = y_true.shape
+    weights = np.ones((1, n)) if weights is None else np.asarray(weights, dtype=float)
+    if weights.ndim != 2 or weights.shape[1] != n:
+        raise ValueError(f"weights: shape {weights.shape}, expected (n_copies, {n})")
+    if not (np.isfinite(weights).all() and (weights >= 0).all()):
+        raise ValueError("weights: must be finite and non-negative")
+    order = np.argsort(y_score, axis=0, kind="stable")                 # (n, C)
+    s = np.take_along_axis(y_score, order, 0)
+    positive = np.take_along_axis(y_true, order, 0)                     # (n, C) bool, sorted by score
+    index = np.broadcast_to(np.arange(n)[:, None], (n, n_classes))
+    starts = np.ones((n, n_classes), bool)
+    starts[1:] = s[1:] != s[:-1]                                        # first element of a tie group
+    ends = np.ones((n, n_classes), bool)
+    ends[:-1] = starts[1:]                                              # last element of a tie group
+    first = np.maximum.accumulate(np.where(starts, index, 0), axis=0)   # group start of each position
+    last = np.minimum.accumulate(np.where(ends, index, n - 1)[::-1], axis=0)[::-1]
+    out = np.empty((len(weights), n_classes))
+    step = max(1, _AUROC_CHUNK // max(1, n * n_classes))
+    for lo in range(0, len(weights), step):
+        w = weights[lo:lo + step][:, order]                             # (b, n, C), sorted like s
+        neg = np.where(positive, 0.0, w)
+        pos = w - neg
+        below = np.cumsum(neg, axis=1)                                  # negative weight at or below
+        strictly = np.take_along_axis(below - neg, first[None], 1)      # … strictly below the group
+        within = np.take_along_axis(below, last[None], 1)               # … up to the group's end
+        u = (pos * (strictly + within)).sum(1) / 2                      # ties count ½
+        pairs = pos.sum(1) * below[:, -1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[lo:lo + step] = np.where(pairs > 0, u / np.where(pairs > 0, pairs, 1), np.nan)
+    return out
+
+
 # --------------------------------------------------------------------------- threshold-free
 
 
@@ -104,10 +176,15 @@ class MacroResult:
         return pd.Series(self.per_class, index=self.class_names)
 
 
-def _macro(y_true, y_score, class_names, per_class_fn, what: str) -> MacroResult:
+def _macro(y_true, y_score, class_names, per_class_fn, what: str, all_classes: bool = False) -> MacroResult:
+    """Macro mean of a per-class metric over the classes with a positive and a negative record.
+
+    ``per_class_fn(y_true_k, y_score_k) -> float`` is called per defined class, or, with
+    ``all_classes``, ``per_class_fn(y_true, y_score) -> (n_classes,)`` once for every class."""
     y_true = _labels("y_true", y_true)
     y_score = _scores("y_score", y_score, y_true.shape)
     names = _names(class_names, y_true.shape[1])
+    values = per_class_fn(y_true, y_score) if all_classes else None
     per_class = np.full(y_true.shape[1], np.nan)
     reasons = {}
     for k, name in enumerate(names):
@@ -115,7 +192,7 @@ def _macro(y_true, y_score, class_names, per_class_fn, what: str) -> MacroResult
         if positives == 0 or positives == len(y_true):
             reasons[name] = f"no {'positive' if positives == 0 else 'negative'} record"
             continue
-        per_class[k] = per_class_fn(y_true[:, k], y_score[:, k])
+        per_class[k] = values[k] if values is not None else per_class_fn(y_true[:, k], y_score[:, k])
     defined = ~np.isnan(per_class)
     if not defined.any():
         warnings.warn(f"{what}: undefined for every class (each lacks positives or negatives)", stacklevel=3)
@@ -123,7 +200,7 @@ def _macro(y_true, y_score, class_names, per_class_fn, what: str) -> MacroResult
     return MacroResult(value, per_class, list(reasons), names, reasons)
 
 
-def macro_auroc(y_true, y_score, class_names: Sequence | None = None) -> MacroResult:
+def macro_auroc(y_true, y_score, class_names: Sequence | None = None, *, method: str = "rank") -> MacroResult:
     """Macro AUROC: mean over classes of the area under the ROC curve (one-vs-rest per class).
 
     Parameters
@@ -131,17 +208,27 @@ def macro_auroc(y_true, y_score, class_names: Sequence | None = None) -> MacroRe
     y_true: ``(n_records, n_classes)`` multi-hot labels.
     y_score: ``(n_records, n_classes)`` scores.
     class_names: optional names reported in ``excluded``/``class_names`` (default: indices).
+    method: ``"rank"`` (default): every class at once by the rank statistic of
+        :func:`auroc_weighted` (ties ½); ``"sklearn"``: one :func:`sklearn.metrics.roc_auc_score`
+        call per class (the reference; equal to ``"rank"`` within 1e-12, about 100× slower inside a
+        bootstrap).
 
     Returns
     -------
     :class:`MacroResult`. Classes without a positive or without a negative record have no AUROC;
     they are left out of the mean (per-class value NaN) and named in ``excluded``.
 
-    Raises ``ValueError`` for mismatched shapes, non-0/1 labels or non-finite scores.
+    Raises ``ValueError`` for mismatched shapes, non-0/1 labels, non-finite scores or an unknown
+    ``method``.
     Source: the term-wise macro AUC of Strodthoff et al. 2021 (PTB-XL benchmark),
     :func:`sklearn.metrics.roc_auc_score` per class.
     """
-    return _macro(y_true, y_score, class_names, roc_auc_score, "macro AUROC")
+    if method == "sklearn":
+        return _macro(y_true, y_score, class_names, roc_auc_score, "macro AUROC")
+    if method != "rank":
+        raise ValueError(f"method={method!r}: choose 'rank' or 'sklearn'")
+    return _macro(y_true, y_score, class_names, lambda t, s: auroc_weighted(t, s)[0], "macro AUROC",
+                  all_classes=True)
 
 
 def macro_auprc(y_true, y_score, class_names: Sequence | None = None) -> MacroResult:
@@ -384,8 +471,10 @@ def choose_thresholds(y_true_val, y_score_val, metric: str = "f1", class_names: 
 class BootstrapResult:
     """Point estimate and percentile interval; unpacks as ``point, low, high``.
 
-    Attributes: ``point``, ``low``, ``high``, ``n_valid`` (resamples used) and ``n_skipped``
-    (resamples on which the metric was undefined: NaN or ``ValueError``).
+    Attributes: ``point``, ``low``, ``high``, ``n_valid`` (resamples used), ``n_skipped``
+    (resamples on which the metric was undefined: NaN or ``ValueError``) and ``n_redrawn``
+    (resamples drawn and discarded because a class of the fixed class set lacked a positive or a
+    negative, see ``fix_classes`` of :func:`bootstrap_ci`).
     """
 
     point: float
@@ -393,9 +482,16 @@ class BootstrapResult:
     high: float
     n_valid: int
     n_skipped: int
+    n_redrawn: int = 0
 
     def __iter__(self):
         return iter((self.point, self.low, self.high))
+
+
+#: Largest average number of draws per kept resample before :func:`bootstrap_ci` gives up
+#: redrawing (``fix_classes``); reached only when some class has one or two positives in
+#: hundreds of records together with several such classes.
+MAX_DRAWS_PER_RESAMPLE = 2000
 
 
 def _value(metric_fn: Callable, y_true, y_score, resample: bool = True) -> float:
@@ -414,19 +510,98 @@ def _value(metric_fn: Callable, y_true, y_score, resample: bool = True) -> float
     return float(value.value if isinstance(value, MacroResult) else value)
 
 
-def _bootstrap(fn: Callable, arrays: tuple, n_boot: int, alpha: float, seed: int):
-    """Evaluate ``fn(*arrays resampled by record)`` ``n_boot`` times; return the defined
-    (non-NaN) values and their percentile interval (low, high)."""
+def _unwrap(metric_fn: Callable) -> tuple[Callable, dict]:
+    """``(function, keyword arguments)`` of a plain function or a :func:`functools.partial` of one."""
+    if isinstance(metric_fn, functools.partial) and not metric_fn.args:
+        return metric_fn.func, dict(metric_fn.keywords)
+    return metric_fn, {}
+
+
+def _is_macro(metric_fn: Callable) -> bool:
+    """Whether ``metric_fn`` is :func:`macro_auroc` / :func:`macro_auprc` (or a partial of one)."""
+    return _unwrap(metric_fn)[0] in (macro_auroc, macro_auprc)
+
+
+def _is_rank_auroc(metric_fn: Callable) -> bool:
+    """Whether the bootstrap may compute ``metric_fn`` with :func:`auroc_weighted` on record counts."""
+    fn, kwargs = _unwrap(metric_fn)
+    return fn is macro_auroc and set(kwargs) <= {"class_names", "method"} and kwargs.get("method", "rank") == "rank"
+
+
+def _record_counts(resamples: np.ndarray, n: int) -> np.ndarray:
+    """``(k, n)`` resampled record indices → ``(k, n)`` how often each record was drawn."""
+    k = len(resamples)
+    flat = (resamples + n * np.arange(k)[:, None]).ravel()
+    return np.bincount(flat, minlength=k * n).reshape(k, n)
+
+
+def _draw(rng: np.random.Generator, n: int, n_boot: int, required: np.ndarray | None):
+    """``n_boot`` resamples ``(n_boot, n)`` of ``n`` records drawn with replacement.
+
+    With ``required`` (``(n, k)`` 0/1 labels of the classes that must stay defined), a resample
+    in which one of them has no positive or no negative record is discarded and drawn again,
+    so every kept resample averages the same classes. Resamples come from one stream of
+    ``rng.integers``: the same as drawing them one by one. Returns ``(resamples, n_redrawn)``."""
+    if required is None or required.shape[1] == 0:
+        return rng.integers(0, n, (n_boot, n)), 0
+    required = required.astype(float)
+    kept, n_kept, drawn, limit = [], 0, 0, MAX_DRAWS_PER_RESAMPLE * n_boot
+    while n_kept < n_boot:
+        if drawn >= limit:
+            rare = required.sum(0)
+            raise ValueError(
+                f"bootstrap: only {n_kept} of {drawn:,} resamples kept every class defined (fewest positives: "
+                f"{int(rare.min())} of {n} records); leave the rarest classes out, or pass fix_classes=False")
+        block = rng.integers(0, n, (min(max(4 * (n_boot - n_kept), 1024), limit - drawn), n))
+        drawn += len(block)
+        positives = _record_counts(block, n) @ required
+        ok = ((positives > 0) & (positives < n)).all(1)
+        kept.append(block[ok][:n_boot - n_kept])
+        n_kept += len(kept[-1])
+        if n_kept == n_boot:  # draws after the last kept one are not counted as redrawn
+            drawn -= len(block) - (np.flatnonzero(ok)[len(kept[-1]) - 1] + 1)
+    return np.concatenate(kept), drawn - n_boot
+
+
+def _defined_classes(y_true: np.ndarray, fix_classes: bool | None, metric_fns: Sequence[Callable]):
+    """The ``(n, k)`` labels of the classes a resample must keep defined, or ``None`` (no fixing)."""
+    if fix_classes is None:
+        fix_classes = all(_is_macro(fn) for fn in metric_fns)
+    if not fix_classes:
+        return None
+    labels = _labels("y_true", y_true)
+    positives = labels.sum(0)
+    return labels[:, (positives > 0) & (positives < len(labels))]
+
+
+def _bootstrap(fn: Callable, arrays: tuple, n_boot: int, alpha: float, seed: int,
+               required: np.ndarray | None = None, on_counts: Callable | None = None):
+    """Evaluate ``fn(*arrays resampled by record)`` on ``n_boot`` resamples (or, with
+    ``on_counts``, ``on_counts(record counts (n_boot, n)) -> (n_boot,)`` all at once); return the
+    defined (non-NaN) values, their percentile interval (low, high) and the number redrawn."""
     if n_boot < 1 or not 0 < alpha < 1:
         raise ValueError(f"n_boot={n_boot} must be >= 1 and alpha={alpha} in (0, 1)")
     n = len(arrays[0])
-    rng = np.random.default_rng(seed)
-    values = np.array([fn(*(a[i] for a in arrays)) for i in (rng.integers(0, n, n) for _ in range(n_boot))])
+    resamples, redrawn = _draw(np.random.default_rng(seed), n, n_boot, required)
+    if on_counts is not None:
+        values = on_counts(_record_counts(resamples, n))
+    else:
+        values = np.array([fn(*(a[i] for a in arrays)) for i in resamples])
     valid = values[~np.isnan(values)]
     if valid.size == 0:
         raise ValueError("bootstrap: the metric is undefined on every resample")
     low, high = np.quantile(valid, [alpha / 2, 1 - alpha / 2])
-    return valid, float(low), float(high)
+    return valid, float(low), float(high), redrawn
+
+
+def _macro_auroc_on_counts(y_true: np.ndarray, y_score: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Macro AUROC of every resample (``counts`` ``(n_boot, n)``) at once: the mean of the classes
+    defined in each resample (NaN when none is)."""
+    per_class = auroc_weighted(y_true, y_score, counts)
+    defined = ~np.isnan(per_class)
+    total = np.where(defined, per_class, 0.0).sum(1)
+    n_defined = defined.sum(1)
+    return np.where(n_defined > 0, total / np.maximum(n_defined, 1), np.nan)
 
 
 def _records(**arrays) -> tuple:
@@ -438,43 +613,62 @@ def _records(**arrays) -> tuple:
 
 
 def bootstrap_ci(metric_fn: Callable, y_true, y_score, n_boot: int = 1000, alpha: float = 0.05,
-                 seed: int = 0) -> BootstrapResult:
+                 seed: int = 0, *, fix_classes: bool | None = None) -> BootstrapResult:
     """Percentile bootstrap confidence interval of a metric, resampling records with replacement.
 
     Parameters
     ----------
     metric_fn: ``metric_fn(y_true, y_score) -> float`` (or :class:`MacroResult`), e.g. :func:`macro_auroc`.
+        Pass :func:`macro_auroc` itself (or ``functools.partial(macro_auroc, class_names=...)``),
+        not a lambda around it: then every resample is computed at once by :func:`auroc_weighted`
+        (about 100× faster than one scikit-learn call per class and resample, same values).
     y_true, y_score: arrays with records along axis 0 (``(n_records, …)``).
     n_boot: number of resamples; alpha: 1 − confidence level; seed: seeds ``numpy.random.default_rng``
         (same seed, same interval).
+    fix_classes: keep the class set of a macro average fixed. When true, the classes averaged are
+        those defined on the full data (a positive and a negative record), and a resample in which
+        one of them has no positive or no negative is discarded and drawn again (counted in
+        ``n_redrawn``), as the PTB-XL benchmark's ``get_appropriate_bootstrap_samples`` does; so
+        every resample averages the same classes. ``None`` (default): true for
+        :func:`macro_auroc` and :func:`macro_auprc` (or partials of them), false for any other
+        function. ``False``: resamples are never redrawn, and a macro metric averages whichever
+        classes are defined in each resample. Needs 0/1 labels in ``y_true`` when true.
 
     Returns :class:`BootstrapResult` (``point, low, high = bootstrap_ci(...)``). Resamples where the
     metric is undefined (NaN or ``ValueError``, e.g. a resample with one class only) are skipped
-    and counted in ``n_skipped``. A macro metric may average a different set of classes in some
-    resamples (:func:`macro_auroc` leaves out classes without positives).
+    and counted in ``n_skipped``.
 
     Raises ``ValueError`` when the metric is undefined on the full data or on every resample,
-    when the arrays differ in number of records, or for ``n_boot < 1`` / ``alpha`` outside (0, 1).
-    Source: Efron & Tibshirani, An Introduction to the Bootstrap (1993), ch. 13.
+    when the arrays differ in number of records, for ``n_boot < 1`` / ``alpha`` outside (0, 1),
+    or when redrawing cannot keep every class defined (more than
+    :data:`MAX_DRAWS_PER_RESAMPLE` draws per resample on average).
+    Source: Efron & Tibshirani, An Introduction to the Bootstrap (1993), ch. 13; Strodthoff et al.
+    2021, code ``utils.get_appropriate_bootstrap_samples`` (redrawing).
     """
     y_true, y_score = _records(y_true=y_true, y_score=y_score)
     point = _value(metric_fn, y_true, y_score, resample=False)
     if np.isnan(point):
         raise ValueError("bootstrap_ci: the metric is undefined on the full data")
-    valid, low, high = _bootstrap(lambda t, s: _value(metric_fn, t, s), (y_true, y_score), n_boot, alpha, seed)
-    return BootstrapResult(point, low, high, int(valid.size), int(n_boot - valid.size))
+    required = _defined_classes(y_true, fix_classes, [metric_fn])
+    on_counts = None
+    if _is_rank_auroc(metric_fn):
+        on_counts = lambda counts: _macro_auroc_on_counts(y_true, y_score, counts)  # noqa: E731
+    valid, low, high, redrawn = _bootstrap(lambda t, s: _value(metric_fn, t, s), (y_true, y_score), n_boot,
+                                           alpha, seed, required, on_counts)
+    return BootstrapResult(point, low, high, int(valid.size), int(n_boot - valid.size), int(redrawn))
 
 
 def paired_bootstrap(metric_fn: Callable, y_true, score_a, score_b, n_boot: int = 1000,
-                     alpha: float = 0.05, seed: int = 0) -> dict:
+                     alpha: float = 0.05, seed: int = 0, *, fix_classes: bool | None = None) -> dict:
     """Paired bootstrap of the difference metric(A) − metric(B) of two models on the same records.
 
     Each resample scores both models on the same resampled records, so the interval reflects the
     difference, not the two models' separate uncertainties (e.g. the macro AUROC difference of
-    two networks on the PTB-XL test fold).
+    two networks on the PTB-XL test fold). ``metric_fn`` and ``fix_classes`` as in
+    :func:`bootstrap_ci` (pass :func:`macro_auroc` itself for the fast path and a fixed class set).
 
-    Returns ``{"diff", "low", "high", "p_value", "n_skipped"}``: the difference on the full data,
-    its percentile interval, and a two-sided bootstrap p-value for "no difference",
+    Returns ``{"diff", "low", "high", "p_value", "n_skipped", "n_redrawn"}``: the difference on the
+    full data, its percentile interval, and a two-sided bootstrap p-value for "no difference",
     p = min(1, 2 · min(P*(Δ ≤ 0), P*(Δ ≥ 0))) over the defined resampled differences Δ
     (1 when every Δ is 0).
 
@@ -490,10 +684,16 @@ def paired_bootstrap(metric_fn: Callable, y_true, score_a, score_b, n_boot: int 
     diff = difference(y_true, score_a, score_b, resample=False)
     if np.isnan(diff):
         raise ValueError("paired_bootstrap: the metric is undefined on the full data")
-    deltas, low, high = _bootstrap(difference, (y_true, score_a, score_b), n_boot, alpha, seed)
+    required = _defined_classes(y_true, fix_classes, [metric_fn])
+    on_counts = None
+    if _is_rank_auroc(metric_fn):
+        on_counts = lambda counts: (_macro_auroc_on_counts(y_true, score_a, counts)  # noqa: E731
+                                    - _macro_auroc_on_counts(y_true, score_b, counts))
+    deltas, low, high, redrawn = _bootstrap(difference, (y_true, score_a, score_b), n_boot, alpha, seed,
+                                            required, on_counts)
     p_value = min(1.0, 2 * min(np.mean(deltas <= 0), np.mean(deltas >= 0)))
     return {"diff": float(diff), "low": low, "high": high, "p_value": float(p_value),
-            "n_skipped": int(n_boot - deltas.size)}
+            "n_skipped": int(n_boot - deltas.size), "n_redrawn": int(redrawn)}
 
 
 # --------------------------------------------------------------------------- multi-class (CinC 2017)

@@ -24,6 +24,13 @@ DESCRIPTIONS = {
 
 PROFILES: dict[str, dict[str, dict]] = {
     "smoke": {
+        "multimodal_ssl": {"max_records": 300, "tasks": ["superdiagnostic"], "encoder_size": "tiny", "out_dim": 256,
+                           "n_local": 2, "local_samples": 100, "pretrain_epochs": 1, "pretrain_batch": 64,
+                           "pretrain_lr": 5e-4, "momentum": 0.99, "simclr": True, "ft_epochs": 1, "ft_batch": 64,
+                           "ft_lr": 1e-3, "fractions": [0.1, 1.0], "seeds": [0],
+                           "curve_methods": ["dino_gate", "random_gate"],
+                           "table_methods": ["dino_concat", "dino_time", "dino_spec", "simclr_time", "baseline"],
+                           "n_boot": 50},
         "primer": {"max_records": 300, "mitdb_records": 4},
         "baseline": {"max_records": 400, "tasks": ["superdiagnostic"], "epochs": 1, "batch_size": 64,
                      "lr": 1e-2, "n_boot": 50, "seed": 0},
@@ -43,6 +50,13 @@ PROFILES: dict[str, dict[str, dict]] = {
                               "seed": 0},
     },
     "tutorial": {
+        "multimodal_ssl": {"max_records": None, "tasks": ["superdiagnostic", "rhythm"], "encoder_size": "small",
+                           "out_dim": 4096, "n_local": 4, "local_samples": 100, "pretrain_epochs": 12,
+                           "pretrain_batch": 128, "pretrain_lr": 5e-4, "momentum": 0.99, "simclr": True,
+                           "ft_epochs": 10, "ft_batch": 64, "ft_lr": 1e-3, "fractions": [0.01, 0.1, 1.0],
+                           "seeds": [0, 1, 2], "curve_methods": ["dino_gate", "random_gate", "dino_time", "random_time"],
+                           "table_methods": ["dino_concat", "dino_spec", "random_spec", "simclr_time", "baseline"],
+                           "n_boot": 1000},
         "primer": {"max_records": None, "mitdb_records": 48},
         "baseline": {"max_records": None, "tasks": ["superdiagnostic", "rhythm", "all"], "epochs": 30,
                      "batch_size": 64, "lr": 1e-2, "n_boot": 1000, "seed": 0},
@@ -65,6 +79,13 @@ PROFILES: dict[str, dict[str, dict]] = {
                               "batch_size": 64, "n_boot": 500, "seed": 0},
     },
     "paper": {
+        "multimodal_ssl": {"max_records": None, "tasks": ["superdiagnostic", "rhythm"], "encoder_size": "paper",
+                           "out_dim": 65536, "n_local": 8, "local_samples": None, "pretrain_epochs": 100,
+                           "pretrain_batch": 196, "pretrain_lr": 5e-4, "momentum": 0.996, "simclr": True,
+                           "ft_epochs": 50, "ft_batch": 128, "ft_lr": 1e-3, "fractions": [0.01, 0.1, 1.0],
+                           "seeds": [0, 1, 2, 3, 4],
+                           "curve_methods": ["dino_gate", "random_gate", "dino_time", "random_time", "simclr_time", "baseline"],
+                           "table_methods": ["dino_concat", "dino_spec", "random_spec"], "n_boot": 1000},
         "primer": {"max_records": None, "mitdb_records": 48},
         "baseline": {"max_records": None,
                      "tasks": ["all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm"],

@@ -162,7 +162,7 @@ def train_and_test(build: Callable[[], nn.Module], data: Prepared, *, epochs: in
     scorer = window_scorer(data.fs, window_s)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience,
                       checkpoint_dir=checkpoint_dir, device=device)
-    result = fit(model, ArrayDataset(data.X_train, data.Y_train, transform=random_crop(window), seed=seed),
+    result = fit(model, ArrayDataset(data.X_train, data.Y_train, crop=window, seed=seed),
                  data.X_val, data.Y_val, score_fn=val_auroc, cfg=cfg, loss_fn=loss_fn,
                  predict_fn=lambda m, X, dev: scorer(m, X, device=dev), on_epoch_end=on_epoch_end)
     return RunOutput(model, result, scorer(model, data.X_val, device=device), scorer(model, data.X_test, device=device))

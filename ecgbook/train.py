@@ -1,23 +1,54 @@
-"""One training loop for every chapter.
+"""One training loop for every chapter: supervised training and self-supervised pretraining.
 
-:func:`fit` trains a model on a :class:`torch.utils.data.Dataset`, evaluates it on validation
-data after each epoch, keeps the weights of the best validation epoch (checkpointed to disk),
-stops early when validation stops improving, and can resume an interrupted run. It picks CUDA
-when present (bf16 autocast there) and runs identically on CPU; with a fixed seed two runs on
-the same device give the same weights.
+:func:`fit` trains a model epoch by epoch, validates it after each epoch with a function the caller
+gives, keeps the weights of the best validation epoch (checkpointed to disk), stops early when
+validation stops improving, and resumes an interrupted run exactly. What is optimised and how it is
+validated is a :class:`Task`:
 
-The loop knows nothing of metrics: the caller passes ``score_fn(y_true, y_score) -> float``
-(higher is better) computed on the validation split, never on test data.
+* :class:`SupervisedTask` (built for you by the classic call
+  ``fit(model, train_set, val_X, val_Y, score_fn=..., cfg=TrainConfig(...))``): a loss on
+  ``(x, y)`` batches, validation by ``score_fn(val_Y, scores)`` (higher is better, e.g. macro AUROC).
+* any :class:`Task` subclass, or the callbacks ``loss=``, ``validate=``, ``criterion=``, ``mode=``,
+  ``on_step=`` (wrapped into a :class:`CallbackTask`): ``loss(model, batch) -> float32 scalar``,
+  ``validate(model, device) -> dict`` holding the named ``criterion`` (``mode`` ``"max"`` or
+  ``"min"``), and ``on_step(model, step)`` after every optimizer step (an EMA teacher, schedules).
+  A task's ``state_dict()`` (e.g. the teacher and the DINO centre) is saved in every checkpoint and
+  restored on resume.
+
+Device and speed. CUDA is used when present: bf16 autocast for the forward passes (every loss is
+computed in float32 — :class:`SupervisedTask` casts the model's outputs with :func:`to_float32` and
+leaves autocast before the loss; :func:`fit` refuses a loss that is not float32), fused AdamW, TF32
+matmuls, ``cudnn.benchmark``. Training data that fits on the device (an :class:`ArrayDataset`
+without a NumPy ``transform``) is moved there once and batches are cut by index gather on the
+device (:meth:`ArrayDataset.device_batches`) — the same batches, crops and order as the
+``DataLoader`` path. Losses are accumulated on the device and read back once per epoch (no
+host synchronisation per step). ``TrainConfig.compile`` wraps the model in :func:`torch.compile`.
+
+Repeatability (what repeats bit for bit). Every epoch's randomness — shuffle order, random crops,
+dropout — is a function of ``(seed, epoch)`` (crops of ``(seed, epoch, record index)``), so:
+
+* Two runs with the same seed, data, code and settings on the **same machine, CPU, same torch
+  thread count** give identical weights and histories, with ``num_workers`` 0 or more, and a run
+  resumed from ``last.pt`` equals the uninterrupted run.
+* On **another CPU model** (or another thread count, or another torch/MKL/oneDNN build) the kernels
+  may sum in another order: results agree to float noise only, and training can drift from there.
+* On **CUDA**, runs repeat only with ``TrainConfig(deterministic=True)`` (which calls
+  ``torch.use_deterministic_algorithms(True)``, sets ``cudnn.deterministic``, turns off
+  ``cudnn.benchmark`` and sets ``CUBLAS_WORKSPACE_CONFIG``; slower); without it, cuDNN's backward
+  kernels and atomics make each run differ slightly. CPU and CUDA never give the same numbers.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import random
+import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -28,15 +59,25 @@ from tqdm import tqdm
 from . import config
 
 
-def pick_device(device: str | None = None) -> torch.device:
+class CheckpointError(RuntimeError):
+    """A checkpoint file is unreadable, truncated, or does not belong to the run (the message names it)."""
+
+
+# --------------------------------------------------------------------------------------- device
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
     """``device`` if given, else CUDA when available, else CPU."""
+    if isinstance(device, torch.device):
+        return device
     if device and device != "auto":
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def describe_device(device: torch.device) -> str:
+def describe_device(device: torch.device | str) -> str:
     """Human-readable device name for provenance (``cuda: NVIDIA H100 …`` or ``cpu (2 threads)``)."""
+    device = torch.device(device)
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     return f"cpu ({torch.get_num_threads()} threads)"
@@ -50,33 +91,223 @@ def seed_everything(seed: int) -> None:
     torch.cuda.manual_seed_all(seed)
 
 
-class ArrayDataset(Dataset):
-    """Signals and labels held in arrays, with an optional per-item transform.
+def configure_backends(device: torch.device, *, deterministic: bool = False, tf32: bool = True) -> dict:
+    """Set torch's global switches for speed or repeatability; returns the previous values
+    (pass them to :func:`restore_backends`).
 
-    ``X``: ``(records, leads, samples)`` float32 (a memory map is fine); ``Y``: ``(records, classes)``.
-    ``transform(x, rng) -> x`` receives a NumPy ``Generator`` (e.g. for random crops); items are
-    returned as float32 tensors.
+    ``deterministic=True``: ``torch.use_deterministic_algorithms(True)``, ``cudnn.deterministic``,
+    no ``cudnn.benchmark``, ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (when unset; it must be set before
+    cuBLAS starts). Otherwise, on CUDA: ``cudnn.benchmark`` and (with ``tf32``) TF32 matmuls and
+    convolutions. On CPU nothing changes unless ``deterministic``.
+    """
+    previous = {"deterministic": torch.are_deterministic_algorithms_enabled(),
+                "cudnn_deterministic": torch.backends.cudnn.deterministic,
+                "cudnn_benchmark": torch.backends.cudnn.benchmark,
+                "matmul_tf32": torch.backends.cuda.matmul.allow_tf32,
+                "cudnn_tf32": torch.backends.cudnn.allow_tf32}
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    if device.type == "cuda" and tf32 and not deterministic:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return previous
+
+
+def restore_backends(previous: dict) -> None:
+    """Undo :func:`configure_backends`."""
+    torch.use_deterministic_algorithms(previous["deterministic"])
+    torch.backends.cudnn.deterministic = previous["cudnn_deterministic"]
+    torch.backends.cudnn.benchmark = previous["cudnn_benchmark"]
+    torch.backends.cuda.matmul.allow_tf32 = previous["matmul_tf32"]
+    torch.backends.cudnn.allow_tf32 = previous["cudnn_tf32"]
+
+
+def to_device(batch, device: torch.device, non_blocking: bool = True):
+    """``batch`` (a tensor, or tuples/lists/dicts of them) moved to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=non_blocking)
+    if isinstance(batch, Mapping):
+        return {k: to_device(v, device, non_blocking) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device, non_blocking) for v in batch)
+    return batch
+
+
+def to_float32(output):
+    """A model's output with every floating tensor cast to float32 (tensors, mappings, dataclasses
+    such as :class:`~ecgbook.models.mrmnet.MRMNetOutput`, tuples). Use it on outputs computed
+    under bf16 autocast before a loss."""
+    if isinstance(output, torch.Tensor):
+        return output.float() if output.is_floating_point() else output
+    if dataclasses.is_dataclass(output) and not isinstance(output, type):
+        return dataclasses.replace(output, **{f.name: to_float32(getattr(output, f.name))
+                                              for f in dataclasses.fields(output)})
+    if isinstance(output, Mapping):
+        return {k: to_float32(v) for k, v in output.items()}
+    if isinstance(output, (list, tuple)):
+        return type(output)(to_float32(v) for v in output)
+    return output
+
+
+def _batch_len(batch) -> int:
+    if isinstance(batch, torch.Tensor):
+        return len(batch)
+    if isinstance(batch, Mapping):
+        return _batch_len(next(iter(batch.values())))
+    return _batch_len(batch[0])
+
+
+# --------------------------------------------------------------------------------------- data
+
+
+class ArrayDataset(Dataset):
+    """Signals (and labels) held in arrays, with seeded random crops and an optional transform.
+
+    Parameters
+    ----------
+    X:
+        ``(records, leads, samples)`` float32 (a memory map is fine).
+    Y:
+        ``(records, classes)`` labels, or ``None`` for unlabelled data (self-supervised
+        pretraining): items are then ``x`` alone instead of ``(x, y)``.
+    transform:
+        ``transform(x, rng) -> x`` on one record ``(leads, samples)`` NumPy array; ``rng`` is a
+        NumPy ``Generator`` seeded from ``(seed, epoch, index)``. A transform keeps the data on the
+        host (the ``DataLoader`` path of :func:`fit`).
+    crop:
+        Length (samples) of a random crop cut from every record each epoch, before ``transform``.
+        Its start is drawn from ``(seed, epoch)`` for every index at once (one table per epoch,
+        the same in every ``DataLoader`` worker), so crops do not depend on ``num_workers`` and a
+        resumed run draws the crops of the uninterrupted one. Records shorter than ``crop`` are
+        zero-padded at the end (as :func:`ecgbook.signal.crop`). With ``crop`` and no
+        ``transform`` the crops can be cut on the device (:meth:`device_batches`).
+    seed:
+        Seed of the crops and of the transform's generators.
+
+    Raises
+    ------
+    ValueError
+        ``X`` and ``Y`` differ in length, ``X`` is not 3-D, or ``crop < 1``.
     """
 
-    def __init__(self, X: np.ndarray, Y: np.ndarray, transform: Callable | None = None, seed: int = 0):
-        if len(X) != len(Y):
+    def __init__(self, X: np.ndarray, Y: np.ndarray | None = None, transform: Callable | None = None,
+                 seed: int = 0, *, crop: int | None = None):
+        if Y is not None and len(X) != len(Y):
             raise ValueError(f"X has {len(X)} records but Y has {len(Y)}")
-        self.X, self.Y, self.transform, self.seed = X, Y, transform, seed
+        if np.ndim(X) != 3:
+            raise ValueError(f"ArrayDataset: X must be (records, leads, samples), got shape {np.shape(X)}")
+        if crop is not None and int(crop) < 1:
+            raise ValueError(f"ArrayDataset: crop must be >= 1 sample, got {crop}")
+        self.X, self.Y, self.transform, self.seed = X, Y, transform, int(seed)
+        self.crop = None if crop is None else int(crop)
+        self._device_cache: dict = {}
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
-        """Reseed the transform's RNG from ``(seed, epoch)`` (called by :func:`fit` every epoch, so a
-        resumed run draws the same crops as an uninterrupted one)."""
-        self.rng = np.random.default_rng((self.seed, epoch))
+        """Select the epoch whose crops and transform generators are drawn (called by :func:`fit`
+        every epoch)."""
+        self.epoch = int(epoch)
+        self._starts = None
+
+    def crop_starts(self, epoch: int | None = None) -> np.ndarray:
+        """``(records,)`` int64 start samples of the random crops of ``epoch`` (default: the current)."""
+        epoch = self.epoch if epoch is None else int(epoch)
+        if epoch == self.epoch and self._starts is not None:
+            return self._starts
+        samples = self.X.shape[-1]
+        high = max(samples - (self.crop or samples), 0) + 1
+        starts = np.random.default_rng((self.seed, epoch, 0x5EED)).integers(0, high, size=len(self.X))
+        if epoch == self.epoch:
+            self._starts = starts
+        return starts
 
     def __len__(self) -> int:
         return len(self.X)
 
     def __getitem__(self, i: int):
         x = np.asarray(self.X[i], dtype=np.float32)
+        if self.crop is not None:
+            if x.shape[-1] < self.crop:
+                x = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, self.crop - x.shape[-1])])
+            else:
+                s = int(self.crop_starts()[i])
+                x = x[..., s:s + self.crop]
         if self.transform is not None:
-            x = self.transform(x, self.rng)
-        return torch.from_numpy(np.ascontiguousarray(x)), torch.as_tensor(self.Y[i], dtype=torch.float32)
+            x = self.transform(x, np.random.default_rng((self.seed, self.epoch, int(i))))
+        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        if self.Y is None:
+            return x
+        return x, torch.as_tensor(np.asarray(self.Y[i]), dtype=torch.float32)
+
+    # ----------------------------------------------------------------- device-resident batches
+
+    def nbytes(self) -> int:
+        """Bytes the arrays take as float32 (what :meth:`device_batches` puts on the device)."""
+        n = int(np.prod(self.X.shape)) * 4
+        return n + (int(np.prod(np.shape(self.Y))) * 4 if self.Y is not None else 0)
+
+    def supports_device_batches(self) -> bool:
+        """Whether :meth:`device_batches` can serve this dataset (no NumPy ``transform``)."""
+        return self.transform is None
+
+    def _on_device(self, device: torch.device):
+        key = str(device)
+        if key not in self._device_cache:
+            self._device_cache.clear()
+            X = torch.as_tensor(np.asarray(self.X, dtype=np.float32))
+            if self.crop is not None and X.shape[-1] < self.crop:
+                X = nn.functional.pad(X, (0, self.crop - X.shape[-1]))
+            Y = None if self.Y is None else torch.as_tensor(np.asarray(self.Y), dtype=torch.float32)
+            if device.type == "cuda":
+                X = X.pin_memory().to(device, non_blocking=True)
+                Y = None if Y is None else Y.pin_memory().to(device, non_blocking=True)
+            self._device_cache[key] = (X.to(device), None if Y is None else Y.to(device))
+        return self._device_cache[key]
+
+    def device_batches(self, device: torch.device, batch_size: int, generator: torch.Generator,
+                       drop_last: bool) -> Iterator:
+        """Batches of the current epoch cut on ``device`` by index gather.
+
+        The order is the one a ``DataLoader(self, batch_size, shuffle=True, generator=generator,
+        drop_last=drop_last)`` draws (the same consumption of ``generator``), and the crops are
+        :meth:`crop_starts`, so both paths give the same batches. Yields ``(x, y)`` —
+        ``x (batch, leads, crop or samples)`` float32 on ``device`` — or ``x`` when ``Y`` is None.
+
+        Raises ``ValueError`` when the dataset has a NumPy ``transform``.
+        """
+        if not self.supports_device_batches():
+            raise ValueError("ArrayDataset.device_batches: a NumPy transform cannot run on the device; "
+                             "use the DataLoader path")
+        X, Y = self._on_device(device)
+        n = len(self)
+        torch.empty((), dtype=torch.int64).random_(generator=generator)  # as DataLoader's base seed
+        order = torch.randperm(n, generator=generator)
+        stop = n - n % batch_size if drop_last else n
+        length = self.crop or X.shape[-1]
+        starts = torch.as_tensor(self.crop_starts(), device=device)
+        offsets = torch.arange(length, device=device)
+        leads = torch.arange(X.shape[1], device=device)
+        order = order.to(device)
+        for lo in range(0, stop, batch_size):
+            idx = order[lo:lo + batch_size]
+            if self.crop is None or X.shape[-1] == length:
+                x = X[idx]
+            else:
+                cols = starts[idx][:, None, None] + offsets[None, None, :]
+                x = X[idx[:, None, None], leads[None, :, None], cols]
+            yield x if Y is None else (x, Y[idx])
+
+    def num_batches(self, batch_size: int, drop_last: bool) -> int:
+        """Batches per epoch."""
+        return len(self) // batch_size if drop_last else math.ceil(len(self) / batch_size)
+
+
+# --------------------------------------------------------------------------------------- predict
 
 
 def logits_of(output) -> torch.Tensor:
@@ -88,45 +319,78 @@ def logits_of(output) -> torch.Tensor:
     return output.logits
 
 
+def window_starts(samples: int, window: int | None, stride: int | None = None) -> list[int]:
+    """Start samples of test-time windows of ``window`` samples every ``stride`` (default
+    ``window // 2``), the last window ending at the record's end; ``[0]`` without a window."""
+    if window is None or window >= samples:
+        return [0]
+    stride = stride or window // 2
+    starts = list(range(0, samples - window + 1, stride))
+    if starts[-1] != samples - window:
+        starts.append(samples - window)
+    return starts
+
+
 @torch.no_grad()
 def predict(model: nn.Module, X: np.ndarray, *, window: int | None = None, stride: int | None = None,
             aggregate: str = "max", batch_size: int = 256, device: torch.device | str | None = None,
-            select: Callable | None = None) -> np.ndarray:
+            select: Callable | None = None, amp: bool | None = None) -> np.ndarray:
     """Sigmoid scores of ``model`` for records ``X`` ``(records, leads, samples)`` → ``(records, classes)``.
 
     With ``window`` (samples), each record is cut into windows of that length every ``stride``
     samples (default ``window // 2``) and the windows' scores are aggregated by ``max`` or ``mean``,
-    as the PTB-XL benchmark does at test time (2.5-s windows, stride 1.25 s, max).
+    as the PTB-XL benchmark does at test time (2.5-s windows, stride 1.25 s, max). All windows of
+    ``batch_size`` records go through the model in **one** forward pass (``batch_size × windows``
+    inputs), under bf16 autocast on CUDA (``amp=None``; ``True`` forces it, ``False`` turns it off);
+    sigmoid and aggregation run in float32.
     ``select(output) -> logits`` picks the logits from the model's output (default :func:`logits_of`;
     e.g. one head of a two-head model).
+
+    Raises ``ValueError`` for an unknown ``aggregate``.
     """
+    if aggregate not in ("max", "mean"):
+        raise ValueError(f"predict: aggregate must be 'max' or 'mean', got {aggregate!r}")
     select = select or logits_of
-    device = pick_device(device) if not isinstance(device, torch.device) else device
+    device = pick_device(device)
     model.eval().to(device)
-    n, _, samples = X.shape
+    n, leads, samples = X.shape
+    starts = window_starts(samples, window, stride)
     if window is None or window >= samples:
-        starts = [0]
         window = samples
-    else:
-        stride = stride or window // 2
-        starts = list(range(0, samples - window + 1, stride))
-        if starts[-1] != samples - window:
-            starts.append(samples - window)
+    use_amp = device.type == "cuda" if amp is None else amp
+    cols = (torch.as_tensor(starts, device=device)[:, None] + torch.arange(window, device=device)[None, :])
     out = []
     for lo in range(0, n, batch_size):
-        batch = torch.as_tensor(np.asarray(X[lo:lo + batch_size], dtype=np.float32), device=device)
-        scores = torch.stack([torch.sigmoid(select(model(batch[..., s:s + window])).float()) for s in starts])
-        out.append((scores.amax(0) if aggregate == "max" else scores.mean(0)).cpu().numpy())
-    return np.concatenate(out)
+        batch = torch.as_tensor(np.asarray(X[lo:lo + batch_size], dtype=np.float32)).to(device, non_blocking=True)
+        b = len(batch)
+        # (b, leads, windows, window) -> (b * windows, leads, window), record-major
+        windows = batch[:, :, cols].permute(0, 2, 1, 3).reshape(b * len(starts), leads, window)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+            logits = select(model(windows))
+        scores = torch.sigmoid(logits.float()).reshape(b, len(starts), -1)
+        out.append(scores.amax(1) if aggregate == "max" else scores.mean(1))
+    return torch.cat(out).cpu().numpy()
+
+
+# --------------------------------------------------------------------------------------- config
 
 
 @dataclass
 class TrainConfig:
     """Settings of :func:`fit`.
 
-    ``lr`` is the peak learning rate of the one-cycle schedule (AdamW); ``patience`` epochs without
-    a better validation score stop training (``None``: never); ``checkpoint_dir`` holds ``best.pt``
-    and ``last.pt``; ``resume`` continues from ``last.pt`` when it exists.
+    ``lr`` is the peak learning rate; ``schedule`` is ``"onecycle"`` (one-cycle, the supervised
+    default), ``"cosine"`` (linear warm-up over ``warmup_epochs`` then cosine to ``min_lr``, as
+    DINO's ``main_dino.py``) or ``"constant"``. ``patience`` epochs without a better validation
+    criterion stop training (``None``: never). ``checkpoint_dir`` holds ``best.pt`` and ``last.pt``
+    (written atomically); ``resume`` continues from ``last.pt``; a folder that already holds a run
+    is refused unless ``resume`` or ``overwrite``. ``amp``: ``None`` = bf16 autocast on CUDA only,
+    ``True`` on every device (CPU bf16 autocast: for tests), ``False`` never. ``device_data``:
+    ``"auto"`` keeps an :class:`ArrayDataset` without a NumPy transform on the device when it takes
+    under ``device_data_fraction`` of the free device memory (always on CPU), ``True``/``False``
+    force it. ``num_workers``: ``DataLoader`` workers of the host path. ``deterministic``: see the
+    module docstring. ``compile``: wrap the model in :func:`torch.compile` for training.
+    ``fused``: fused AdamW (``None``: on CUDA only).
     """
 
     epochs: int = 30
@@ -136,15 +400,41 @@ class TrainConfig:
     patience: int | None = 10
     seed: int = 0
     device: str | None = None
-    amp: bool = True
+    amp: bool | None = None
     checkpoint_dir: str | Path | None = None
     resume: bool = False
+    overwrite: bool = False
     grad_clip: float | None = 1.0
+    schedule: str = "onecycle"
+    warmup_epochs: float = 0.0
+    min_lr: float = 0.0
+    num_workers: int = 0
+    device_data: bool | str = "auto"
+    device_data_fraction: float = 0.5
+    deterministic: bool = False
+    compile: bool = False
+    fused: bool | None = None
+    tf32: bool = True
+
+    def __post_init__(self):
+        if self.schedule not in ("onecycle", "cosine", "constant"):
+            raise ValueError(f"TrainConfig.schedule must be 'onecycle', 'cosine' or 'constant', got {self.schedule!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"TrainConfig: epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
 
 
 @dataclass
 class TrainResult:
-    """What :func:`fit` returns: per-epoch history, the best epoch and score, where it was saved."""
+    """What :func:`fit` returns.
+
+    ``history``: one dict per epoch — ``epoch``, ``train_loss`` (the training objective, mean over
+    the epoch's steps, train mode), ``train_<part>`` (the loss's parts), ``lr``, ``epoch_time_s``
+    and the validation dict (for :class:`SupervisedTask`: ``val_score`` and ``val_loss``, the BCE
+    of the **aggregated** validation scores — not the training objective; ``history_labels`` says
+    what every key is). ``best_epoch``/``best_score``: the kept epoch and its ``criterion`` value
+    (``mode`` ``"max"`` or ``"min"``); ``checkpoint``: ``best.pt`` when a folder was given (also after a
+    resume); ``stopped_early``: patience ran out.
+    """
 
     history: list[dict] = field(default_factory=list)
     best_epoch: int = -1
@@ -153,130 +443,455 @@ class TrainResult:
     device: str = ""
     wall_time_s: float = 0.0
     samples_per_s: float = 0.0
+    criterion: str = "val_score"
+    mode: str = "max"
+    stopped_early: bool = False
+    history_labels: dict = field(default_factory=dict)
+    device_data: bool = False
+
+
+# --------------------------------------------------------------------------------------- tasks
+
+
+class Task:
+    """What :func:`fit` optimises and how it validates. Subclass it (self-supervised objectives)
+    or use :class:`SupervisedTask` / :class:`CallbackTask`.
+
+    Attributes
+    ----------
+    criterion : str
+        Key of :meth:`validate`'s dict that selects the kept epoch and drives early stopping.
+    mode : {"max", "min"}
+        Whether a larger or a smaller criterion is better.
+    labels : dict
+        Optional description of history keys (copied into ``TrainResult.history_labels``).
+    """
+
+    criterion: str = "val_score"
+    mode: str = "max"
+    labels: dict = {}
+
+    def setup(self, model: nn.Module, optimizer: torch.optim.Optimizer, *, steps_per_epoch: int,
+              total_steps: int, device: torch.device) -> None:
+        """Called once before training (after a resume has restored the state): e.g. move a
+        teacher to ``device`` or build schedules over ``total_steps``."""
+
+    def param_groups(self, model: nn.Module):
+        """What the optimizer trains: default every parameter of ``model`` that requires grad.
+        Return a list of parameter groups (dicts) to e.g. exempt biases from weight decay."""
+        return [p for p in model.parameters() if p.requires_grad]
+
+    def loss(self, model: nn.Module, batch) -> torch.Tensor | tuple[torch.Tensor, dict]:
+        """``loss(model, batch) -> loss`` or ``(loss, parts)``: a float32 scalar tensor (``parts``:
+        named detached scalars, tensors or floats, averaged per epoch into ``train_<name>``).
+        Runs under bf16 autocast on CUDA: compute the loss itself in float32 (:func:`to_float32`,
+        ``torch.autocast(..., enabled=False)``)."""
+        raise NotImplementedError
+
+    def on_step(self, model: nn.Module, step: int) -> None:
+        """Called after every optimizer step; ``step`` is the 0-based global step just taken."""
+
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
+        """Called before each training epoch (e.g. epoch-indexed schedules)."""
+
+    def validate(self, model: nn.Module, device: torch.device) -> dict:
+        """Numbers of the epoch on validation data, including ``criterion``."""
+        return {}
+
+    def state_dict(self) -> dict:
+        """Extra state saved in every checkpoint (e.g. teacher weights, a centre); tensors and
+        plain Python values only (checkpoints load with ``weights_only=True``)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` on resume."""
 
 
 def _default_loss(output, y):
-    return nn.functional.binary_cross_entropy_with_logits(logits_of(output).float(), y)
+    return nn.functional.binary_cross_entropy_with_logits(logits_of(output), y)
 
 
-def fit(model: nn.Module, train_set: Dataset, val_X: np.ndarray, val_Y: np.ndarray, *,
-        score_fn: Callable[[np.ndarray, np.ndarray], float], cfg: TrainConfig | None = None,
+class SupervisedTask(Task):
+    """Supervised training on ``(x, y)`` batches, validated by ``score_fn(val_Y, scores)`` (higher
+    is better) on scores from ``predict_fn(model, val_X, device)``.
+
+    The forward pass runs under the loop's autocast; the outputs are cast to float32 and the loss
+    ``loss_fn(output, y) -> loss | (loss, parts)`` (default BCE on the logits) is computed outside
+    autocast. ``validate`` returns ``val_score`` (the criterion) and ``val_loss``: the BCE of the
+    validation *scores* (after window aggregation), a different quantity from the training
+    objective on random crops; compare the curves' shapes, not their values.
+    """
+
+    criterion, mode = "val_score", "max"
+    labels = {"train_loss": "training objective on random crops (train mode, mean over steps)",
+              "val_loss": "BCE of the aggregated validation scores (eval mode; not the training objective)",
+              "val_score": "validation criterion score_fn(val_Y, scores), higher is better"}
+
+    def __init__(self, val_X: np.ndarray, val_Y: np.ndarray, score_fn: Callable[[np.ndarray, np.ndarray], float],
+                 loss_fn: Callable | None = None, predict_fn: Callable | None = None):
+        if val_X is None or val_Y is None or score_fn is None:
+            raise ValueError("SupervisedTask needs val_X, val_Y and score_fn")
+        self.val_X, self.val_Y, self.score_fn = val_X, val_Y, score_fn
+        self.loss_fn = loss_fn or _default_loss
+        self.predict_fn = predict_fn or (lambda m, X, device: predict(m, X, device=device))
+
+    def loss(self, model, batch):
+        x, y = batch
+        output = model(x)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self.loss_fn(to_float32(output), y.float())
+
+    def validate(self, model, device):
+        scores = self.predict_fn(model, self.val_X, device)
+        p = np.clip(np.asarray(scores, dtype=np.float64), 1e-7, 1 - 1e-7)
+        y = np.asarray(self.val_Y, dtype=np.float64)
+        val_loss = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        return {"val_loss": val_loss, "val_score": float(self.score_fn(self.val_Y, scores))}
+
+
+class CallbackTask(Task):
+    """A :class:`Task` from plain functions: ``loss(model, batch)``, ``validate(model, device) -> dict``,
+    ``on_step(model, step)``, with ``criterion``/``mode``; ``state`` (optional) an object with
+    ``state_dict``/``load_state_dict`` (e.g. a module holding an EMA teacher) saved in checkpoints."""
+
+    def __init__(self, loss: Callable, validate: Callable | None = None, *, criterion: str = "val_loss",
+                 mode: str = "min", on_step: Callable | None = None, state: Any = None):
+        self._loss, self._validate, self._on_step, self._state = loss, validate, on_step, state
+        self.criterion, self.mode = criterion, mode
+
+    def loss(self, model, batch):
+        return self._loss(model, batch)
+
+    def validate(self, model, device):
+        return {} if self._validate is None else dict(self._validate(model, device))
+
+    def on_step(self, model, step):
+        if self._on_step is not None:
+            self._on_step(model, step)
+
+    def state_dict(self):
+        return {} if self._state is None else self._state.state_dict()
+
+    def load_state_dict(self, state):
+        if self._state is not None:
+            self._state.load_state_dict(state)
+
+
+# --------------------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(obj: dict, path: str | Path) -> Path:
+    """``torch.save`` ``obj`` to ``path`` atomically: a uniquely named temporary file in the same
+    folder, flushed and fsync'ed, then ``os.replace`` (safe with two processes: a reader sees the
+    old or the new file, never a partial one)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+    return path
+
+
+def load_checkpoint(path: str | Path, *, map_location=None, keys: tuple[str, ...] = ()) -> dict:
+    """Load a checkpoint with ``weights_only=True``.
+
+    Raises
+    ------
+    CheckpointError
+        The file is truncated, corrupt, not a checkpoint dict, or lacks one of ``keys`` (the message
+        names the file and says to delete it or start a new run).
+    """
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001 - torch raises many types for damaged files
+        raise CheckpointError(f"{path}: unreadable checkpoint (truncated or corrupt: {type(e).__name__}: {e}); "
+                              f"delete it to start again") from e
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a checkpoint (holds a {type(state).__name__}, expected a dict)")
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {missing} (written by another program or version?)")
+    return state
+
+
+# --------------------------------------------------------------------------------------- fit
+
+
+def _lr_lambda(cfg: TrainConfig, total_steps: int, steps_per_epoch: int) -> Callable[[int], float]:
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    floor = cfg.min_lr / cfg.lr if cfg.lr > 0 else 0.0
+
+    def factor(step: int) -> float:
+        if cfg.schedule == "constant":
+            return 1.0
+        if step < warmup:
+            return (step + 1) / warmup
+        t = min(max(step - warmup, 0) / max(total_steps - warmup, 1), 1.0)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+    return factor
+
+
+def _make_scheduler(cfg, optimizer, total_steps, steps_per_epoch):
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+                                                   total_steps=total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, total_steps, steps_per_epoch))
+
+
+def _checkpoint_folder_guard(ckpt_dir: Path | None, cfg: TrainConfig) -> None:
+    if ckpt_dir is None or cfg.resume or cfg.overwrite:
+        return
+    existing = [p.name for p in (ckpt_dir / "last.pt", ckpt_dir / "best.pt") if p.exists()]
+    if existing:
+        raise FileExistsError(f"{ckpt_dir}: already holds a run ({', '.join(existing)}); pass resume=True to "
+                              f"continue it or overwrite=True to replace it")
+
+
+def _use_device_data(cfg: TrainConfig, train_set, device: torch.device) -> bool:
+    if cfg.device_data is False or cfg.num_workers > 0:
+        return False
+    able = hasattr(train_set, "device_batches") and train_set.supports_device_batches()
+    if cfg.device_data is True:
+        if not able:
+            raise ValueError("TrainConfig(device_data=True) needs an ArrayDataset without a NumPy transform")
+        return True
+    if not able:
+        return False
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return train_set.nbytes() < cfg.device_data_fraction * free
+    return True
+
+
+def fit(model: nn.Module, train_set: Dataset, val_X: np.ndarray | None = None, val_Y: np.ndarray | None = None, *,
+        score_fn: Callable[[np.ndarray, np.ndarray], float] | None = None, cfg: TrainConfig | None = None,
         loss_fn: Callable | None = None, predict_fn: Callable | None = None,
-        on_epoch_end: Callable[[int, nn.Module], dict] | None = None) -> TrainResult:
+        on_epoch_end: Callable[[int, nn.Module], dict] | None = None, task: Task | None = None,
+        loss: Callable | None = None, validate: Callable | None = None, criterion: str | None = None,
+        mode: str | None = None, on_step: Callable | None = None, config: TrainConfig | None = None) -> TrainResult:
     """Train ``model``; keep (and load back) the weights of the best validation epoch.
+
+    Three ways to say what is trained (exactly one):
+
+    * supervised: ``val_X`` ``(records, leads, samples)``, ``val_Y`` ``(records, classes)``,
+      ``score_fn(val_Y, scores) -> float`` (higher is better), optional ``loss_fn(output, y) -> loss |
+      (loss, parts)`` (default BCE on logits) and ``predict_fn(model, val_X, device) -> scores``
+      (default :func:`predict`): a :class:`SupervisedTask`;
+    * ``task``: any :class:`Task`;
+    * callbacks ``loss(model, batch)``, ``validate(model, device) -> dict``, ``criterion`` (a key of
+      that dict), ``mode`` (``"max"``/``"min"``, default ``"min"``), ``on_step(model, step)``: a
+      :class:`CallbackTask`.
 
     Parameters
     ----------
+    model:
+        Every parameter with ``requires_grad`` is trained (unless ``task.param_groups`` says
+        otherwise); keep an EMA teacher in the task, not here.
     train_set:
-        Yields ``(x (leads, samples), y (classes,))`` tensors.
-    val_X, val_Y:
-        Validation signals ``(records, leads, samples)`` and labels ``(records, classes)``.
-    score_fn:
-        ``score_fn(val_Y, scores) -> float``, higher is better (e.g. macro AUROC).
-    loss_fn:
-        ``loss_fn(output, y) -> loss`` or ``(loss, parts: dict)``; default BCE on logits.
-    predict_fn:
-        ``predict_fn(model, val_X, device) -> scores (records, classes)``; default :func:`predict`.
+        Yields the batches' items (``(x, y)`` for supervised training, ``x`` for unlabelled data);
+        batches are moved to the device before ``loss``.
+    cfg (or config):
+        :class:`TrainConfig`.
     on_epoch_end:
         ``on_epoch_end(epoch, model) -> dict`` of extra numbers stored in that epoch's history row
         (e.g. a diagnostic that must not drive selection). It never influences the kept epoch.
 
     Returns
     -------
-    TrainResult, with the model holding the best epoch's weights.
+    TrainResult, with the model holding the best epoch's weights (the task's state is that of the
+    last epoch).
 
     Raises
     ------
     FloatingPointError
-        The training loss became NaN or infinite (the message gives the epoch and step).
+        The training loss became NaN or infinite (checked once per epoch; the message gives the
+        epoch and the first bad step).
+    TypeError
+        The loss is not a float32 scalar.
+    KeyError
+        ``validate`` did not return the ``criterion``.
+    FileExistsError
+        ``checkpoint_dir`` already holds a run and neither ``resume`` nor ``overwrite`` is set.
+    CheckpointError
+        ``last.pt`` or ``best.pt`` is unreadable (the message names the file).
     """
-    cfg = cfg or TrainConfig()
-    loss_fn = loss_fn or _default_loss
-    predict_fn = predict_fn or (lambda m, X, device: predict(m, X, device=device))
+    if cfg is not None and config is not None:
+        raise TypeError("fit: pass cfg or config, not both")
+    cfg = cfg or config or TrainConfig()
+    if task is None and loss is not None:
+        task = CallbackTask(loss, validate, criterion=criterion or "val_loss", mode=mode or "min", on_step=on_step)
+    elif task is None:
+        task = SupervisedTask(val_X, val_Y, score_fn, loss_fn=loss_fn, predict_fn=predict_fn)
+    elif val_X is not None or score_fn is not None or loss is not None:
+        raise TypeError("fit: pass either task=, or loss=/validate= callbacks, or val_X/val_Y/score_fn — not several")
+    if task.mode not in ("max", "min"):
+        raise ValueError(f"fit: mode must be 'max' or 'min', got {task.mode!r}")
+    better = (lambda a, b: a > b) if task.mode == "max" else (lambda a, b: a < b)
+
     device = pick_device(cfg.device)
+    ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
+    _checkpoint_folder_guard(ckpt_dir, cfg)
+    previous_backends = configure_backends(device, deterministic=cfg.deterministic, tf32=cfg.tf32)
+    try:
+        return _fit(model, train_set, task, cfg, device, ckpt_dir, better, on_epoch_end)
+    finally:
+        restore_backends(previous_backends)
+
+
+def _fit(model, train_set, task, cfg, device, ckpt_dir, better, on_epoch_end) -> TrainResult:
     seed_everything(cfg.seed)
     model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    fused = device.type == "cuda" if cfg.fused is None else cfg.fused
+    optimizer = torch.optim.AdamW(task.param_groups(model), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                  **({"fused": True} if fused else {}))
     generator = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=len(train_set) > cfg.batch_size,
-                        generator=generator)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * len(loader))
-    use_amp = cfg.amp and device.type == "cuda"
-    result = TrainResult(device=describe_device(device))
-    ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
+    drop_last = len(train_set) > cfg.batch_size
+    device_data = _use_device_data(cfg, train_set, device)
+    if device_data:
+        steps_per_epoch = train_set.num_batches(cfg.batch_size, drop_last)
+        loader = None
+    else:
+        loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=drop_last,
+                            generator=generator, num_workers=cfg.num_workers,
+                            pin_memory=device.type == "cuda", persistent_workers=False)
+        steps_per_epoch = len(loader)
+    total_steps = cfg.epochs * steps_per_epoch
+    scheduler = _make_scheduler(cfg, optimizer, total_steps, steps_per_epoch)
+    use_amp = device.type == "cuda" if cfg.amp is None else bool(cfg.amp)
+    result = TrainResult(device=describe_device(device), criterion=task.criterion, mode=task.mode,
+                         best_score=-math.inf if task.mode == "max" else math.inf,
+                         history_labels=dict(task.labels), device_data=device_data)
     start_epoch, stale = 0, 0
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if ckpt_dir and cfg.resume and (ckpt_dir / "last.pt").exists():
-        state = torch.load(ckpt_dir / "last.pt", map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        last = ckpt_dir / "last.pt"
+        state = load_checkpoint(last, map_location=device, keys=("model", "optimizer", "scheduler", "history",
+                                                                 "epoch", "best_epoch", "best_score", "stale"))
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise CheckpointError(f"{last}: does not fit this model/optimizer ({e})") from e
+        done = (int(state["epoch"]) + 1) * steps_per_epoch
+        if int(state.get("total_steps", total_steps)) == total_steps:
+            scheduler.load_state_dict(state["scheduler"])
+        else:  # more (or fewer) epochs than the first run: continue the new run's schedule from here
+            scheduler.last_epoch = done - 1
+            scheduler.step()
+        if "task" in state:
+            task.load_state_dict(state["task"])
         result.history = list(state["history"])
         result.best_epoch, result.best_score = int(state["best_epoch"]), float(state["best_score"])
         start_epoch, stale = int(state["epoch"]) + 1, int(state["stale"])
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    if ckpt_dir and (ckpt_dir / "best.pt").exists() and start_epoch > 0:
-        best_state = torch.load(ckpt_dir / "best.pt", map_location=device, weights_only=True)["model"]
+        if (ckpt_dir / "best.pt").exists():
+            best_state = load_checkpoint(ckpt_dir / "best.pt", map_location=device, keys=("model",))["model"]
+            result.checkpoint = ckpt_dir / "best.pt"
+    elif ckpt_dir and cfg.overwrite:
+        for name in ("last.pt", "best.pt"):
+            (ckpt_dir / name).unlink(missing_ok=True)
+    task.setup(model, optimizer, steps_per_epoch=steps_per_epoch, total_steps=total_steps, device=device)
+    train_model = torch.compile(model) if cfg.compile else model
+
     t_start, seen, train_time = time.perf_counter(), 0, 0.0
     bar = tqdm(range(start_epoch, cfg.epochs), desc="epochs", disable=not config.progress_enabled(),
                initial=start_epoch, total=cfg.epochs)
     for epoch in bar:
+        if cfg.patience is not None and stale >= cfg.patience:
+            result.stopped_early = True  # a resumed run that had already stopped trains no further
+            break
         # every epoch's randomness (shuffle, dropout, crops) depends on (seed, epoch) only,
         # so a resumed run continues exactly as an uninterrupted one would
         generator.manual_seed(cfg.seed + epoch)
         torch.manual_seed(cfg.seed * 100_003 + epoch)
         if hasattr(train_set, "set_epoch"):
             train_set.set_epoch(epoch)
+        task.on_epoch_start(model, epoch)
         model.train()
-        t0, losses, parts_sum = time.perf_counter(), [], {}
-        for step, (x, y) in enumerate(loader):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        first_bad = torch.full((), -1, device=device, dtype=torch.int64)
+        parts_sum: dict = {}
+        batches = (train_set.device_batches(device, cfg.batch_size, generator, drop_last) if device_data
+                   else loader)
+        n_steps = 0
+        for step, batch in enumerate(batches):
+            if not device_data:
+                batch = to_device(batch, device)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                output = model(x)
-            res = loss_fn(output, y)
-            loss, parts = (res if isinstance(res, tuple) else (res, {}))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss is {loss.item()} at epoch {epoch}, step {step}")
+                res = task.loss(train_model, batch)
+            value, parts = (res if isinstance(res, tuple) else (res, {}))
+            if value.dtype != torch.float32 or value.ndim != 0:
+                raise TypeError(f"fit: the loss must be a float32 scalar, got {value.dtype} of shape "
+                                f"{tuple(value.shape)} (compute it outside autocast on float32 inputs)")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            value.backward()
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             scheduler.step()
-            losses.append(loss.item())
-            for k, v in parts.items():
-                parts_sum[k] = parts_sum.get(k, 0.0) + float(v)
-            seen += len(x)
+            global_step = epoch * steps_per_epoch + step
+            task.on_step(model, global_step)
+            v = value.detach()
+            loss_sum += v
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(v), torch.full_like(first_bad, step), first_bad)
+            for k, p in (parts.tensors() if hasattr(parts, "tensors") else parts).items():
+                p = p.detach() if isinstance(p, torch.Tensor) else torch.tensor(float(p), device=device)
+                parts_sum[k] = parts_sum.get(k, 0.0) + p.double()
+            seen += _batch_len(batch)
+            n_steps += 1
+        bad = int(first_bad)  # the epoch's one host synchronisation
+        if bad >= 0:
+            raise FloatingPointError(f"training loss is not finite at epoch {epoch}, step {bad}")
         epoch_time = time.perf_counter() - t0
         train_time += epoch_time
-        scores = predict_fn(model, val_X, device)
-        p = np.clip(np.asarray(scores, dtype=np.float64), 1e-7, 1 - 1e-7)
-        val_loss = float(-np.mean(val_Y * np.log(p) + (1 - val_Y) * np.log(1 - p)))
-        score = float(score_fn(val_Y, scores))
-        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss, "val_score": score,
-               "epoch_time_s": epoch_time, "lr": scheduler.get_last_lr()[0],
-               **{f"train_{k}": v / max(len(losses), 1) for k, v in parts_sum.items()}}
+        row = {"epoch": epoch, "train_loss": float(loss_sum) / max(n_steps, 1),
+               **{f"train_{k}": float(v) / max(n_steps, 1) for k, v in parts_sum.items()},
+               "epoch_time_s": epoch_time, "lr": scheduler.get_last_lr()[0]}
+        model.eval()
+        with torch.no_grad():
+            metrics = task.validate(model, device)
+        if task.criterion not in metrics:
+            raise KeyError(f"fit: validate() returned {sorted(metrics)}, without the criterion {task.criterion!r}")
+        row.update(metrics)
+        score = float(metrics[task.criterion])
         if on_epoch_end is not None:
             row.update(on_epoch_end(epoch, model))
-            model.train()
+        model.train()
         result.history.append(row)
-        improved = score > result.best_score
-        if improved:
+        if better(score, result.best_score):
             result.best_epoch, result.best_score, stale = epoch, score, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             if ckpt_dir:
-                ckpt_dir.mkdir(parents=True, exist_ok=True)
-                torch.save({"model": best_state, "epoch": epoch, "score": score}, ckpt_dir / "best.pt")
-                result.checkpoint = ckpt_dir / "best.pt"
+                result.checkpoint = save_checkpoint({"model": best_state, "epoch": epoch, "score": score,
+                                                     "criterion": task.criterion}, ckpt_dir / "best.pt")
         else:
             stale += 1
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{score:.3f}")
         if ckpt_dir:
-            ckpt_dir.mkdir(parents=True, exist_ok=True)
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "history": result.history, "epoch": epoch,
-                        "best_epoch": result.best_epoch, "best_score": result.best_score, "stale": stale},
-                       ckpt_dir / "last.pt")
+            save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "scheduler": scheduler.state_dict(), "history": result.history, "epoch": epoch,
+                             "best_epoch": result.best_epoch, "best_score": result.best_score, "stale": stale,
+                             "total_steps": total_steps, "task": task.state_dict()}, ckpt_dir / "last.pt")
         if cfg.patience is not None and stale >= cfg.patience:
+            result.stopped_early = True
             break
     model.load_state_dict(best_state)
     result.wall_time_s = time.perf_counter() - t_start

@@ -232,6 +232,106 @@ def test_paired_bootstrap_identical_models_and_better_model(random_scores):
         M.paired_bootstrap(M.macro_auroc, y_true, y_score, y_score[:, :2])
 
 
+# --------------------------------------------------------------------------- rank AUROC, vectorised
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_rank_auroc_equals_sklearn_on_random_and_tied_scores(tied):
+    rng = np.random.default_rng(11)
+    y_true = rng.random((252, 71)) < rng.uniform(0.01, 0.5, 71)
+    y_true[:3, :] = True       # every class has a positive and a negative
+    y_true[3:6, :] = False
+    y_score = rng.random((252, 71)) + 0.5 * y_true
+    if tied:                   # heavy ties: 4 distinct values per class, some classes constant
+        y_score = np.round(y_score * 1.5) / 1.5
+        y_score[:, :3] = 0.25
+    expected = [roc_auc_score(y_true[:, k], y_score[:, k]) for k in range(71)]
+    np.testing.assert_allclose(M.auroc_weighted(y_true, y_score)[0], expected, rtol=0, atol=1e-12)
+    assert abs(M.macro_auroc(y_true, y_score).value - M.macro_auroc(y_true, y_score, method="sklearn").value) <= 1e-12
+    # a weighted copy is the AUROC of the resample it counts
+    resample = rng.integers(0, 252, 252)
+    counts = np.bincount(resample, minlength=252)[None]
+    t, s = y_true[resample], y_score[resample]
+    got = M.auroc_weighted(y_true, y_score, counts)[0]
+    for k in range(71):
+        if 0 < t[:, k].sum() < len(t):
+            assert abs(got[k] - roc_auc_score(t[:, k], s[:, k])) <= 1e-12
+        else:
+            assert np.isnan(got[k])
+
+
+def test_rank_auroc_hand_case_with_ties():
+    # positives 0.8, 0.5; negatives 0.5, 0.2: pairs (0.8>0.5) (0.8>0.2) (0.5=0.5 -> 1/2) (0.5>0.2) -> 3.5 / 4
+    y_true = np.array([1, 0, 1, 0])
+    y_score = np.array([0.8, 0.5, 0.5, 0.2])
+    assert M.auroc_weighted(y_true, y_score)[0, 0] == 3.5 / 4
+    with pytest.raises(ValueError, match="weights"):
+        M.auroc_weighted(y_true, y_score, np.ones((2, 3)))
+    with pytest.raises(ValueError, match="method"):
+        M.macro_auroc(y_true, y_score, method="trapezoid")
+
+
+def _slow_macro_auroc(t, s):
+    """The reference the fast path replaces: one scikit-learn call per class and resample."""
+    return M.macro_auroc(t, s, method="sklearn").value
+
+
+def test_vectorised_bootstrap_equals_sklearn_per_resample(random_scores):
+    y_true, y_score = random_scores
+    y_true = y_true.copy()
+    y_true[:4, 2] = [1, 0, 0, 0]
+    y_true[4:, 2] = 0                                   # class 2: one positive, often absent from a resample
+    for fix in (False, True):
+        fast = M.bootstrap_ci(M.macro_auroc, y_true, y_score, n_boot=100, seed=3, fix_classes=fix)
+        slow = M.bootstrap_ci(_slow_macro_auroc, y_true, y_score, n_boot=100, seed=3, fix_classes=fix)
+        assert abs(fast.low - slow.low) <= 1e-12 and abs(fast.high - slow.high) <= 1e-12
+        assert (fast.n_valid, fast.n_skipped, fast.n_redrawn) == (slow.n_valid, slow.n_skipped, slow.n_redrawn)
+    b = np.random.default_rng(4).random(y_score.shape)
+    fast = M.paired_bootstrap(M.macro_auroc, y_true, y_score, b, n_boot=100, seed=2)
+    slow = M.paired_bootstrap(_slow_macro_auroc, y_true, y_score, b, n_boot=100, seed=2, fix_classes=True)
+    for key in ("diff", "low", "high", "p_value"):
+        assert abs(fast[key] - slow[key]) <= 1e-12
+    assert fast["n_redrawn"] == slow["n_redrawn"] > 0
+
+
+def test_bootstrap_fixes_the_class_set_by_redrawing():
+    rng = np.random.default_rng(0)
+    y_true = (rng.random((40, 3)) < 0.5).astype(int)
+    y_true[:, 1] = 0
+    y_true[[5, 17], 1] = 1                              # two positives in 40 records
+    y_score = rng.random((40, 3)) + y_true
+    seen = []
+
+    def spy(t, s):
+        seen.append(t.sum(0))
+        return M.macro_auroc(t, s).value
+
+    result = M.bootstrap_ci(spy, y_true, y_score, n_boot=200, seed=1, fix_classes=True)
+    resampled = np.array(seen[1:])                      # seen[0] is the full data
+    assert len(resampled) == 200 and ((resampled > 0) & (resampled < 40)).all()
+    assert result.n_redrawn > 0 and result.n_skipped == 0
+    # P(both positives missing) = (38/40)^40 ~ 0.13: without fixing, some resamples drop class 1
+    loose = M.bootstrap_ci(M.macro_auroc, y_true, y_score, n_boot=200, seed=1, fix_classes=False)
+    assert loose.n_redrawn == 0
+    fixed = M.bootstrap_ci(M.macro_auroc, y_true, y_score, n_boot=200, seed=1)   # default for macro_auroc
+    assert (fixed.low, fixed.high, fixed.n_redrawn) == (result.low, result.high, result.n_redrawn)
+    # the kept resamples are the first defined ones of the same stream of draws
+    rng = np.random.default_rng(1)
+    draws = rng.integers(0, 40, (5000, 40))
+    ok = [((y_true[d].sum(0) > 0) & (y_true[d].sum(0) < 40)).all() for d in draws]
+    assert result.n_redrawn == int(np.flatnonzero(ok)[199]) + 1 - 200
+
+
+def test_bootstrap_gives_up_redrawing_with_a_clear_error(monkeypatch):
+    y_true = np.zeros((200, 2), int)
+    y_true[:100, 0] = 1
+    y_true[7, 1] = 1                                   # 1 positive in 200: kept ~63 % of the time
+    y_score = np.random.default_rng(0).random((200, 2))
+    monkeypatch.setattr(M, "MAX_DRAWS_PER_RESAMPLE", 1)
+    with pytest.raises(ValueError, match="fix_classes=False"):
+        M.bootstrap_ci(M.macro_auroc, y_true, y_score, n_boot=50)
+
+
 # --------------------------------------------------------------------------- CinC 2017
 
 

@@ -117,3 +117,134 @@ def test_nan_loss_is_reported(tiny):
     with pytest.raises(FloatingPointError, match="epoch 0"):
         fit(ResNet1dWang(n_classes=3), ArrayDataset(X, Y), X, Y, score_fn=auroc,
             cfg=TrainConfig(epochs=1, batch_size=32, device="cpu"))
+
+
+# ------------------------------------------------------------------ the generic (self-supervised) form
+
+import copy
+
+from torch import nn
+
+from ecgbook.train import (CheckpointError, SupervisedTask, Task, load_checkpoint, save_checkpoint,
+                           to_float32)
+
+
+class TinyEncoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv1d(12, 8, 5), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(8, 4))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class EMATask(Task):
+    """A BYOL-like objective: the student predicts an EMA teacher's embedding of another crop."""
+
+    criterion, mode = "val_ssl_loss", "min"
+
+    def __init__(self, val_X, momentum=0.9):
+        self.val_X, self.momentum, self.teacher, self.steps = torch.from_numpy(val_X), momentum, None, []
+        self.calls = 0
+
+    def setup(self, model, optimizer, *, steps_per_epoch, total_steps, device):
+        if self.teacher is None:
+            self.teacher = copy.deepcopy(model).requires_grad_(False)
+        self.teacher.to(device)
+        self.total_steps = total_steps
+
+    def _pair(self, model, x):
+        a, b = x[..., :150], x[..., -150:]
+        with torch.no_grad():
+            target = self.teacher(b)
+        return nn.functional.mse_loss(to_float32(model(a)), target.float())
+
+    def loss(self, model, batch):
+        loss = self._pair(model, batch)
+        return loss, {"mse": loss.detach()}
+
+    @torch.no_grad()
+    def on_step(self, model, step):
+        self.steps.append(step)
+        for pt, ps in zip(self.teacher.parameters(), model.parameters()):
+            pt.mul_(self.momentum).add_(ps.detach(), alpha=1 - self.momentum)
+
+    def validate(self, model, device):
+        self.calls += 1
+        return {"val_ssl_loss": float(self._pair(model, self.val_X.to(device)))}
+
+    def state_dict(self):
+        return {"teacher": self.teacher.state_dict(), "steps": list(self.steps)}
+
+    def load_state_dict(self, state):
+        self.teacher = TinyEncoder()
+        self.teacher.load_state_dict(state["teacher"])
+        self.teacher.requires_grad_(False)
+        self.steps = list(state["steps"])
+
+
+def test_generic_task_runs_on_step_and_selects_by_min(tiny):
+    X, _ = tiny
+    seed_everything(0)
+    model = TinyEncoder()
+    task = EMATask(X[:8])
+    res = fit(model, ArrayDataset(X, None, crop=200), task=task,
+              cfg=TrainConfig(epochs=3, batch_size=8, lr=1e-2, device="cpu", patience=None))
+    assert task.steps == list(range(3 * 4))  # one call per optimizer step, global step index
+    assert res.criterion == "val_ssl_loss" and res.mode == "min"
+    assert res.best_score == min(h["val_ssl_loss"] for h in res.history)
+    assert all("train_mse" in h for h in res.history)
+    # the teacher moved away from its initial copy (EMA of the student)
+    assert not all(torch.equal(a, b) for a, b in zip(task.teacher.state_dict().values(),
+                                                      TinyEncoder().state_dict().values()))
+
+
+def test_callbacks_form_and_missing_criterion(tiny):
+    X, _ = tiny
+    data = ArrayDataset(X, None, crop=200)
+    loss = lambda m, x: m(x).float().pow(2).mean()
+    res = fit(TinyEncoder(), data, loss=loss, validate=lambda m, d: {"val_norm": float(m(torch.from_numpy(X)).pow(2).mean())},
+              criterion="val_norm", mode="min", cfg=TrainConfig(epochs=2, batch_size=16, device="cpu"))
+    assert res.best_score == min(h["val_norm"] for h in res.history)
+    with pytest.raises(KeyError, match="val_missing"):
+        fit(TinyEncoder(), data, loss=loss, validate=lambda m, d: {"val_norm": 0.0}, criterion="val_missing",
+            cfg=TrainConfig(epochs=1, batch_size=16, device="cpu"))
+
+
+def test_loss_that_is_not_float32_is_refused(tiny):
+    X, _ = tiny
+    with pytest.raises(TypeError, match="float32 scalar"):
+        fit(TinyEncoder(), ArrayDataset(X, None), loss=lambda m, x: m(x).double().mean(),
+            validate=lambda m, d: {"val_loss": 0.0}, cfg=TrainConfig(epochs=1, batch_size=16, device="cpu"))
+
+
+def test_generic_task_resume_restores_its_state(tiny, tmp_path):
+    """An interrupted self-supervised run, resumed, equals the uninterrupted one — teacher included."""
+    X, _ = tiny
+    cfg = dict(epochs=4, batch_size=8, lr=1e-2, seed=3, device="cpu", patience=None)
+    seed_everything(7)
+    ref_model, ref_task = TinyEncoder(), EMATask(X[:8])
+    ref = fit(ref_model, ArrayDataset(X, None, crop=200, seed=3), task=ref_task, cfg=TrainConfig(**cfg))
+
+    class Interrupted(EMATask):
+        def validate(self, model, device):
+            if self.calls == 2:
+                raise KeyboardInterrupt
+            return super().validate(model, device)
+
+    seed_everything(7)
+    with pytest.raises(KeyboardInterrupt):
+        fit(TinyEncoder(), ArrayDataset(X, None, crop=200, seed=3), task=Interrupted(X[:8]),
+            cfg=TrainConfig(**cfg, checkpoint_dir=tmp_path))
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+    model, task = TinyEncoder(), EMATask(X[:8])
+    res = fit(model, ArrayDataset(X, None, crop=200, seed=3), task=task,
+              cfg=TrainConfig(**cfg, checkpoint_dir=tmp_path, resume=True))
+    assert task.steps == ref_task.steps
+    np.testing.assert_allclose([h["train_loss"] for h in res.history], [h["train_loss"] for h in ref.history],
+                               rtol=1e-6)
+    for a, b in zip(task.teacher.state_dict().values(), ref_task.teacher.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    for a, b in zip(model.state_dict().values(), ref_model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    assert res.best_epoch == ref.best_epoch and res.checkpoint == tmp_path / "best.pt"

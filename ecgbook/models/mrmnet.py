@@ -718,6 +718,29 @@ def symmetric_softmax_kl(logits_a: torch.Tensor, logits_b: torch.Tensor, tempera
     return ((log_p.exp() - log_q.exp()) * (log_p - log_q)).sum(dim=-1).mean() * temperature ** 2
 
 
+class LossParts(dict):
+    """The named parts of a loss, kept as detached scalar tensors so that computing them costs no
+    host synchronisation. Reading an entry (``parts["kl"]``, ``.items()``, ``.values()``) returns a
+    Python float (one synchronisation, when you look); :meth:`tensors` returns the tensors
+    (what :func:`ecgbook.train.fit` accumulates on the device)."""
+
+    def __getitem__(self, key):
+        return float(super().__getitem__(key))
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def items(self):
+        return [(k, self[k]) for k in self.keys()]
+
+    def values(self):
+        return [self[k] for k in self.keys()]
+
+    def tensors(self) -> dict:
+        """``{name: detached scalar tensor or float}`` without synchronising."""
+        return dict(super().items())
+
+
 class MutualLearningLoss(nn.Module):
     """The MRM-Net objective: BCE on each head plus mutual-learning terms between the branches.
 
@@ -740,6 +763,10 @@ class MutualLearningLoss(nn.Module):
     With ``mutual=False`` (both heads still trained) or a single-branch output, only the BCE terms
     remain. The parts report the *unweighted* ``kl`` and ``feat`` values (0.0 when not computed) and
     ``bce_low``/``bce_high`` = 0.0 for an absent branch.
+
+    Every term is computed in float32 outside autocast: bf16 logits and features (a forward pass
+    under bf16 autocast on GPU) are cast up first, so the loss equals its float32 value for the
+    same outputs.
 
     Parameters
     ----------
@@ -791,7 +818,7 @@ class MutualLearningLoss(nn.Module):
         return diff.pow(2).sum(dim=-1).mean()
 
     def forward(self, output: MRMNetOutput | Mapping[str, torch.Tensor | None],
-                target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                target: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
         """Compute the loss.
 
         Parameters
@@ -805,27 +832,31 @@ class MutualLearningLoss(nn.Module):
         -------
         loss : Tensor
             Scalar total.
-        parts : dict of str to float
-            ``bce_high``, ``bce_low``, ``kl``, ``feat`` (unweighted) and ``total``.
+        parts : LossParts
+            ``bce_high``, ``bce_low``, ``kl``, ``feat`` (unweighted) and ``total``, read as floats
+            (``0.0`` for a term not computed); held as detached float32 tensors, so the loss costs no
+            host synchronisation per step.
         """
+        # every term in float32, whatever the autocast dtype of the outputs (bf16 on GPU)
         heads = {name: output[f"logits_{name}"] for name in ("high", "low")}
-        present = {name: z for name, z in heads.items() if z is not None}
+        present = {name: z.float() for name, z in heads.items() if z is not None}
         if not present:
             raise ValueError("MutualLearningLoss: the output has neither logits_high nor logits_low")
-        target = target.to(next(iter(present.values())).dtype)
-        parts = {"bce_high": 0.0, "bce_low": 0.0, "kl": 0.0, "feat": 0.0}
+        target = target.float()
+        parts = LossParts(bce_high=0.0, bce_low=0.0, kl=0.0, feat=0.0)
         total = None
-        for name, z in present.items():
-            if z.shape != target.shape:
-                raise ValueError(f"MutualLearningLoss: logits_{name} has shape {tuple(z.shape)} but the target "
-                                 f"has {tuple(target.shape)}")
-            bce = F.binary_cross_entropy_with_logits(z, target)
-            parts[f"bce_{name}"] = bce.item()
-            total = bce if total is None else total + bce
-        if self.mutual and len(present) == 2:
-            kl = self.output_divergence(present["high"], present["low"])
-            feat = self.feature_divergence(output["feat_high"], output["feat_low"])
-            parts["kl"], parts["feat"] = kl.item(), feat.item()
-            total = total + self.kl_weight * kl + self.feat_weight * feat
-        parts["total"] = total.item()
+        with torch.autocast(device_type=target.device.type, enabled=False):
+            for name, z in present.items():
+                if z.shape != target.shape:
+                    raise ValueError(f"MutualLearningLoss: logits_{name} has shape {tuple(z.shape)} but the "
+                                     f"target has {tuple(target.shape)}")
+                bce = F.binary_cross_entropy_with_logits(z, target)
+                parts[f"bce_{name}"] = bce.detach()
+                total = bce if total is None else total + bce
+            if self.mutual and len(present) == 2:
+                kl = self.output_divergence(present["high"], present["low"])
+                feat = self.feature_divergence(output["feat_high"].float(), output["feat_low"].float())
+                parts["kl"], parts["feat"] = kl.detach(), feat.detach()
+                total = total + self.kl_weight * kl + self.feat_weight * feat
+        parts["total"] = total.detach()
         return total, parts

@@ -1,0 +1,198 @@
+"""Run health: warnings a reader should see beside a training run's numbers.
+
+A number from a run that has not converged, that diverged, or whose seed disagrees with the
+others does not support a conclusion. This module turns a run's per-epoch history (the
+``history`` of :class:`ecgbook.train.TrainResult`: one dict per epoch with ``epoch``,
+``train_loss``, ``val_loss``, ``val_score``) and a set of per-seed results into plain-language
+warnings:
+
+- :func:`check_history` — the kept epoch is the last one trained (a longer budget might have
+  found a better one); the validation score is still rising over the last epochs (the curve has
+  not flattened); the run diverged (a NaN or infinite loss) or its validation score stayed at
+  chance level (macro AUROC ≈ 0.5).
+- :func:`seed_outliers` / :func:`check_seeds` — a seed whose value lies far from the others
+  (leave-one-out robust distance, with an absolute floor so that three nearly equal seeds do not
+  raise warnings over the third decimal).
+- :func:`warnings_markdown` — the warnings as one MyST admonition for a chapter page (or an
+  empty string when there is nothing to warn about).
+
+The thresholds are the book's choices, not a published standard; every function takes them as
+keyword arguments and its docstring states the default.
+"""
+from __future__ import annotations
+
+import math
+from typing import Hashable, Mapping, Sequence
+
+import numpy as np
+
+#: Defaults shared by the chapters (macro AUROC in [0, 1]).
+RISING_WINDOW = 3      # epochs inspected at the end of a curve
+RISING_TOL = 0.005     # gain of the best validation score within the window that counts as "rising"
+CHANCE = 0.5           # validation macro AUROC of a model that has learned nothing
+CHANCE_MARGIN = 0.05   # best validation score within this margin of chance: "at chance"
+OUTLIER_K = 3.0        # robust distances (scaled MAD of the other seeds) that make an outlier
+OUTLIER_MIN_GAP = 0.02  # ... and at least this far from the other seeds' median (absolute)
+
+
+def _finite(x) -> bool:
+    try:
+        return x is not None and math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def check_history(history: Sequence[Mapping], *, best_epoch: int | None = None, name: str = "",
+                  score_key: str = "val_score", loss_keys: Sequence[str] = ("train_loss", "val_loss"),
+                  higher_is_better: bool = True, window: int = RISING_WINDOW, tol: float = RISING_TOL,
+                  chance: float | None = CHANCE, chance_margin: float = CHANCE_MARGIN,
+                  max_epochs: int | None = None) -> list[str]:
+    """Warnings about one training run, from its per-epoch ``history``.
+
+    Parameters
+    ----------
+    history:
+        One mapping per epoch, in order, with ``"epoch"`` and ``score_key`` (the validation
+        criterion, e.g. macro AUROC) and optionally the ``loss_keys`` (``None``/NaN allowed: a
+        NaN loss is what this function looks for).
+    best_epoch:
+        The epoch whose weights were kept; default: the epoch of the best finite score.
+    name:
+        Prefix of every warning (e.g. ``"rhythm, MRM-Net, seed 1"``).
+    higher_is_better:
+        ``False`` for a criterion to minimise (e.g. a validation loss); ``chance`` is then ignored.
+    window, tol:
+        *Still rising*: the best score of the last ``window`` epochs beats the best score before
+        them by more than ``tol`` (default 3 epochs, 0.005). Needs ``2 * window`` epochs at least.
+    chance, chance_margin:
+        *At chance*: the best validation score is below ``chance + chance_margin`` (default
+        0.5 + 0.05, macro AUROC). ``chance=None`` disables the check.
+    max_epochs:
+        The epoch budget. When given, *kept epoch is last* is reported only when the run used its
+        whole budget (a run stopped early has, by construction, a better epoch before its last);
+        when ``None`` the last epoch of ``history`` is taken as the budget's last.
+
+    Returns
+    -------
+    list of str, one sentence per problem (empty when the run looks healthy), each starting
+    with a short tag in capitals: ``DIVERGED``, ``AT CHANCE``, ``KEPT LAST EPOCH``,
+    ``STILL RISING``.
+
+    Raises
+    ------
+    ValueError
+        ``history`` is empty, a row lacks ``epoch`` or ``score_key``, or ``best_epoch`` is not
+        one of its epochs.
+    """
+    if not history:
+        raise ValueError("check_history: empty history (no epoch was trained)")
+    for i, row in enumerate(history):
+        missing = [k for k in ("epoch", score_key) if k not in row]
+        if missing:
+            raise ValueError(f"check_history: history row {i} lacks {missing}: {dict(row)}")
+    prefix = f"{name}: " if name else ""
+    epochs = [int(row["epoch"]) for row in history]
+    scores = np.array([float(row[score_key]) if _finite(row[score_key]) else np.nan for row in history])
+    sign = 1.0 if higher_is_better else -1.0
+    out: list[str] = []
+
+    bad = [(int(row["epoch"]), key) for row in history for key in loss_keys
+           if key in row and not _finite(row[key])]
+    bad += [(e, score_key) for e, s in zip(epochs, scores) if np.isnan(s)]
+    if bad:
+        epoch, key = bad[0]
+        out.append(f"DIVERGED — {prefix}{key} is NaN or infinite from epoch {epoch} on "
+                   f"({len({e for e, _ in bad})} epoch(s) affected); the run's numbers are not usable.")
+    finite = ~np.isnan(scores)
+    if not finite.any():
+        return out
+    best_value = float(np.max(sign * scores[finite]) * sign)
+    if best_epoch is None:
+        best_epoch = epochs[int(np.nanargmax(sign * scores))]
+    if best_epoch not in epochs:
+        raise ValueError(f"check_history: best_epoch {best_epoch} is not in the history's epochs "
+                         f"{epochs[0]}..{epochs[-1]}")
+    if higher_is_better and chance is not None and best_value < chance + chance_margin:
+        out.append(f"AT CHANCE — {prefix}the best validation score ({score_key}) is {best_value:.3f}, within "
+                   f"{chance_margin} of chance ({chance}): the model has learned (almost) nothing.")
+
+    budget_used = max_epochs is None or len(history) >= max_epochs
+    if best_epoch == epochs[-1] and budget_used and len(history) > 1:
+        out.append(f"KEPT LAST EPOCH — {prefix}the kept epoch ({best_epoch}) is the last one trained: "
+                   "a longer budget might find a better one.")
+    if len(history) >= 2 * window:
+        recent = sign * scores[-window:]
+        before = sign * scores[:-window]
+        if np.isfinite(recent).any() and np.isfinite(before).any():
+            gain = float(np.nanmax(recent) - np.nanmax(before))
+            if gain > tol:
+                out.append(f"STILL RISING — {prefix}the validation score ({score_key}) gained {gain:+.3f} over the "
+                           f"last {window} epochs (more than {tol}): the curve has not flattened.")
+    return out
+
+
+def _as_mapping(values) -> dict:
+    if isinstance(values, Mapping):
+        return dict(values)
+    return dict(enumerate(values))
+
+
+def seed_outliers(values: Mapping[Hashable, float] | Sequence[float], *, k: float = OUTLIER_K,
+                  min_gap: float = OUTLIER_MIN_GAP) -> list:
+    """The seeds whose value lies far from the other seeds' values.
+
+    Leave-one-out: seed *i* is an outlier when ``|x_i − median(others)| > max(k · s_i, min_gap)``
+    with ``s_i = 1.4826 · MAD(others)`` (the median absolute deviation scaled to a normal
+    standard deviation). The absolute floor ``min_gap`` (default 0.02 macro AUROC) keeps three
+    seeds that agree to the second decimal from raising warnings; with two other seeds the MAD is
+    half their distance. Non-finite values are outliers.
+
+    ``values``: ``{seed: value}`` or a sequence (its indices are the seeds). Returns the outlier
+    seeds, in input order (empty with fewer than 3 values: no "others" to compare with).
+    """
+    values = _as_mapping(values)
+    keys = list(values)
+    x = np.array([float(values[key]) if _finite(values[key]) else np.nan for key in keys])
+    if len(x) < 3:
+        return [key for key, v in zip(keys, x) if np.isnan(v)]
+    out = []
+    for i, key in enumerate(keys):
+        if np.isnan(x[i]):
+            out.append(key)
+            continue
+        others = np.delete(x, i)
+        others = others[~np.isnan(others)]
+        if others.size < 2:
+            continue
+        med = float(np.median(others))
+        spread = 1.4826 * float(np.median(np.abs(others - med)))
+        if abs(x[i] - med) > max(k * spread, min_gap):
+            out.append(key)
+    return out
+
+
+def check_seeds(values: Mapping[Hashable, float] | Sequence[float], *, name: str = "",
+                what: str = "test macro AUROC", k: float = OUTLIER_K,
+                min_gap: float = OUTLIER_MIN_GAP) -> list[str]:
+    """Warnings (tag ``SEED OUTLIER``) for the seeds :func:`seed_outliers` finds, naming the seed,
+    its value and the other seeds' median; empty when every seed agrees with the others."""
+    values = _as_mapping(values)
+    prefix = f"{name}: " if name else ""
+    out = []
+    for key in seed_outliers(values, k=k, min_gap=min_gap):
+        others = [float(v) for s, v in values.items() if s != key and _finite(v)]
+        median = f"{np.median(others):.3f}" if others else "n/a"
+        value = float(values[key]) if _finite(values[key]) else float("nan")
+        out.append(f"SEED OUTLIER — {prefix}seed {key} gives {what} {value:.3f}, far from the other "
+                   f"seeds (median {median}): one seed would tell a different story.")
+    return out
+
+
+def warnings_markdown(warnings: Sequence[str], *, title: str = "Run health") -> str:
+    """The warnings as one MyST ``warning`` admonition (a bullet per warning), or ``""`` when
+    there are none. For ``display(Markdown(...))`` with ``nb_render_markdown_format: myst``."""
+    warnings = [w for w in warnings if w]
+    if not warnings:
+        return ""
+    items = "\n".join(f"- {w}" for w in warnings)
+    return f":::{{warning}} {title}\n{items}\n:::"
