@@ -17,7 +17,8 @@ The pieces, each tested in ``tests/test_lead_agnostic_ssl.py``:
   :func:`cmsc_loss` (positives from ids), :func:`pretrain_loss` (their sum, DDP-aware);
 * the mixed-lead corpus :func:`build_corpus` (PTB-XL folds 1-8, CinC 2017, MIT-BIH DS1) and the
   pre-training loop :func:`pretrain`;
-* downstream: :func:`embed`, :func:`linear_probe`, :func:`fine_tune`, patient identification
+* downstream: :func:`embed`, the shared :func:`ecgbook.ssl.linear_probe` and label fractions,
+  :func:`fine_tune` (official: conv frozen, 5-s crops), patient identification
   (:func:`gallery_probe_split`, :func:`identify`), and the crop-level leak (:func:`crop_splits`).
 
 Sampling frequency: 100 Hz throughout (PTB-XL's ``records100``; CinC 2017 and MIT-BIH resampled);
@@ -610,35 +611,6 @@ def embed(encoder: Wav2Vec2Encoder, X: np.ndarray, *, window: int = SEGMENT, bat
     return np.concatenate(out) if out else np.zeros((0, encoder.cfg.embed_dim), np.float32)
 
 
-def linear_probe(Z_train, Y_train, Z_val, Y_val, Z_test, *, Cs=(0.01, 0.1, 1.0), seed: int = 0) -> dict:
-    """Logistic regression per class on frozen embeddings, ``C`` chosen on validation macro AUROC.
-
-    Embeddings are standardised with training statistics. Returns ``{"val_scores", "test_scores",
-    "C", "val_auroc"}``; classes without both labels in training get a constant score.
-    (Local stand-in for ``ecgbook.ssl.linear_probe`` until the shared one is merged; the switch is
-    this function's body.)
-    """
-    from sklearn.linear_model import LogisticRegression
-    from .metrics import macro_auroc
-    mu, sd = Z_train.mean(0), Z_train.std(0) + 1e-6
-    zs = [(np.asarray(z) - mu) / sd for z in (Z_train, Z_val, Z_test)]
-    best = None
-    for C in Cs:
-        val, test = np.zeros((len(zs[1]), Y_train.shape[1])), np.zeros((len(zs[2]), Y_train.shape[1]))
-        for j in range(Y_train.shape[1]):
-            y = Y_train[:, j]
-            if y.min() == y.max():
-                val[:, j], test[:, j] = float(y[0]), float(y[0])
-                continue
-            clf = LogisticRegression(C=C, max_iter=2000, random_state=seed).fit(zs[0], y)
-            val[:, j], test[:, j] = clf.predict_proba(zs[1])[:, 1], clf.predict_proba(zs[2])[:, 1]
-        score = macro_auroc(Y_val, val).value
-        score = score if np.isfinite(score) else 0.0
-        if best is None or score > best["val_auroc"]:
-            best = {"val_scores": val, "test_scores": test, "C": C, "val_auroc": score}
-    return best
-
-
 def fine_tune(encoder: Wav2Vec2Encoder | None, cfg: Wav2Vec2Config, data, *, epochs: int, batch_size: int, lr: float,
               seed: int, freeze: str = "conv"):
     """The official fine-tuning: conv encoder frozen, Transformer and a mean-pool linear head trained.
@@ -795,25 +767,36 @@ def _auroc_row(y, scores, classes, *, n_boot: int, boot_seed: int, **fields) -> 
             "n": int(len(y)), "excluded_classes": list(auc.excluded), **fields}
 
 
-def probe_subsets(encoders: dict, task, subsets, *, n_boot: int, seed: int = 0, Cs=(0.01, 0.1, 1.0),
+def probe_subsets(encoders: dict, task, subsets, *, n_boot: int, seed: int = 0, label_fractions=(1.0,),
                   device=None) -> tuple[list[dict], dict]:
-    """Linear probe of every encoder on every lead subset of a PTB-XL ``task`` (folds 1-8 / 9 / 10).
+    """Linear probe (:func:`ecgbook.ssl.linear_probe`) of every encoder on every lead subset of a
+    PTB-XL ``task`` (folds 1-8 / 9 / 10), at the shared patient-disjoint nested label fractions
+    (:func:`ecgbook.ssl.label_fraction_subsets` of the training folds, same ``seed`` for every method).
 
     ``encoders``: name -> :class:`Wav2Vec2Encoder` (frozen). Returns ``(rows, scores)`` with
-    ``scores[(name, leads)] = test scores`` for paired comparisons.
+    ``scores[(name, leads)]`` = test scores at 100 % of the labels (or the largest fraction), for
+    paired comparisons.
     """
+    from .ssl import label_fraction_subsets, linear_probe
     splits = {name: task.split(name) for name in ("train", "val", "test")}
+    fractions = label_fraction_subsets(task.patient_id[splits["train"]], tuple(label_fractions), seed=seed)
+    top = max(fractions)
     X = np.asarray(task.X, np.float32)
+    Y_train = task.Y[splits["train"]]
     rows, scores = [], {}
     for name, enc in encoders.items():
         for n_leads in subsets:
             Z = embed(enc, keep_leads(X, LEAD_SUBSETS[n_leads]), device=device)
-            res = linear_probe(Z[splits["train"]], task.Y[splits["train"]], Z[splits["val"]], task.Y[splits["val"]],
-                               Z[splits["test"]], Cs=Cs, seed=seed)
-            scores[(name, n_leads)] = res["test_scores"]
-            rows.append(_auroc_row(task.Y[splits["test"]], res["test_scores"], task.classes, n_boot=n_boot, boot_seed=seed,
-                                   model=name, task=task.task, leads=n_leads, evaluation="linear_probe",
-                                   label_fraction=1.0, seed=seed, C=res["C"], val_auroc=res["val_auroc"]))
+            Z_train = Z[splits["train"]]
+            for fraction, subset in sorted(fractions.items()):
+                res = linear_probe(Z_train[subset], Y_train[subset], Z[splits["val"]], task.Y[splits["val"]],
+                                   Z[splits["test"]], seed=seed)
+                if fraction == top:
+                    scores[(name, n_leads)] = res.test_scores
+                rows.append(_auroc_row(task.Y[splits["test"]], res.test_scores, task.classes, n_boot=n_boot,
+                                       boot_seed=seed, model=name, task=task.task, leads=n_leads,
+                                       evaluation="linear_probe", label_fraction=float(fraction), seed=seed,
+                                       train_records=int(len(subset)), C=res.C, val_auroc=res.val_auroc))
     return rows, scores
 
 
@@ -940,6 +923,7 @@ def leak_rows(encoder, cfg: Wav2Vec2Config, task, *, name: str, n_boot: int, see
     sibling crop of their recording in training.
     """
     from .protocol import Prepared
+    from .ssl import linear_probe
     crops = crops_of(np.asarray(task.X, np.float32), 2)
     Y = np.repeat(task.Y, 2, axis=0)
     record = np.repeat(np.arange(len(task.Y)), 2)
@@ -949,6 +933,7 @@ def leak_rows(encoder, cfg: Wav2Vec2Config, task, *, name: str, n_boot: int, see
         s = crop_splits(task.patient_id, 2, level=level, seed=seed)
         shared = np.isin(record[s["test"]], record[s["train"]]).mean()
         res = linear_probe(Z[s["train"]], Y[s["train"]], Z[s["val"]], Y[s["val"]], Z[s["test"]], seed=seed)
+        res = {"test_scores": res.test_scores}
         common = dict(model=name, task=task.task, leads=12, split_level=level, seed=seed, label_fraction=1.0,
                       test_crops_with_train_sibling=float(shared))
         rows.append(_auroc_row(Y[s["test"]], res["test_scores"], task.classes, n_boot=n_boot, boot_seed=seed,
