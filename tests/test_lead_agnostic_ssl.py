@@ -215,3 +215,27 @@ def test_pairs_of_even_spread():
     assert las.pairs_of(sig).shape == (5, 3, 1000)
     p = las.pairs_of(sig, max_pairs=2)
     assert p.shape == (2, 3, 1000) and p[0, 0, 0] == 0 and p[1, 0, -1] == 4999
+
+
+def test_paired_rows_pool_seeds_and_prepared_subset_zero_fills():
+    rng = np.random.default_rng(0)
+    y = (rng.random((60, 3)) > 0.5).astype(int)
+    good = y + rng.normal(0, 0.3, y.shape)
+    scores = {("A", 12, 0): good, ("A", 12, 1): good + rng.normal(0, 0.1, y.shape), ("B", 12): rng.random(y.shape)}
+    rows = las.paired_rows(scores, y, [(("A", 12), ("B", 12))], n_boot=50)
+    assert rows[0]["model"] == "A - B" and rows[0]["value"] > 0.2 and rows[0]["ci_low"] <= rows[0]["value"] <= rows[0]["ci_high"]
+    with pytest.raises(KeyError):
+        las.paired_rows(scores, y, [(("C", 12), ("B", 12))], n_boot=5)
+
+    class Task:
+        X = rng.normal(size=(10, 12, 1000)).astype(np.float32)
+        Y = (rng.random((10, 2)) > 0.5).astype(np.uint8)
+        classes, fs = ["a", "b"], 100
+        strat_fold = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+
+        def split(self, name):
+            return {"train": np.arange(8), "val": np.array([8]), "test": np.array([9])}[name]
+
+    data = las.prepared_subset(Task(), las.LEAD_SUBSETS[2])
+    assert data.X_train.shape == (8, 12, 1000) and data.X_test.shape == (1, 12, 1000)
+    assert np.array_equal(data.X_train[:, :2], Task.X[:8, :2]) and not data.X_train[:, 2:].any()
