@@ -3,6 +3,11 @@
 ``smoke``
     CI on CPU in minutes: tiny data, one or two epochs. Proves the plumbing only; its numbers mean
     nothing, and the rendered pages say so.
+``classroom``
+    A course on laptops: every chapter in about ten minutes or less on a 2-core CPU, on a fixed,
+    named subset of the offline mirror's records (:data:`CLASSROOM_SUBSETS`), with a small
+    training budget. Its numbers are real but small-budget: they show the method's behaviour,
+    not the paper's figures.
 ``tutorial`` (default)
     All the data of the offline mirror (e.g. 1,987 PTB-XL records), real numbers, minutes on a GPU.
 ``paper``
@@ -10,14 +15,30 @@
 
 A chapter's parameters cell sets ``profile = "tutorial"`` and every other parameter to ``None``;
 :func:`resolve` fills each ``None`` from the profile, so ``papermill -p profile smoke`` is enough,
-and ``-p epochs 3`` overrides one value.
+and ``-p epochs 3`` overrides one value. :func:`resolve` checks every given value against the
+type the profiles use for that parameter, so a wrong value fails at once, naming the parameter.
 """
 from __future__ import annotations
 
-PROFILE_NAMES = ("smoke", "tutorial", "paper")
+from pathlib import Path
+
+PROFILE_NAMES = ("smoke", "classroom", "tutorial", "paper")
+
+#: The classroom profile's data, by name: fixed subsets of the offline mirror (see
+#: ``../shared/README.md``), the same on every machine.
+CLASSROOM_SUBSETS = {
+    "PTB-XL": "ecg_id 1–1000 (the 994 records of them that PTB-XL 1.0.3 keeps), 100 Hz",
+    "MIT-BIH": "the first 11 records of each of de Chazal's DS1 and DS2 (primer); all 44 "
+               "non-paced records, at most 250 beats per class (transfer)",
+    "CinC 2017": "records A00001–A01000",
+}
 
 DESCRIPTIONS = {
     "smoke": "CI plumbing check on CPU with tiny data and 1-2 epochs: the numbers on this page mean nothing.",
+    "classroom": ("a fixed subset of the mirror (" + "; ".join(f"{k}: {v}" for k, v in CLASSROOM_SUBSETS.items())
+                  + ") and a small training budget, so that the chapter runs in about ten minutes on a "
+                  "2-core laptop CPU. The numbers are real, but small-budget: they show how the method "
+                  "behaves, not what the paper reports."),
     "tutorial": "All records of the offline mirror; real numbers from a short training budget.",
     "paper": "The paper's full protocol on the full datasets.",
 }
@@ -48,6 +69,25 @@ PROFILES: dict[str, dict[str, dict]] = {
                               "baseline_subsets": [12], "baseline_epochs": 1, "ident_subsets": [12, 1],
                               "mitdb_ident_records": 4, "leak_finetune_epochs": 0, "batch_size": 32, "n_boot": 20,
                               "seed": 0},
+    },
+    "classroom": {
+        "primer": {"max_records": 1000, "mitdb_records": 11},
+        "baseline": {"max_records": 1000, "tasks": ["superdiagnostic"], "epochs": 8, "batch_size": 64,
+                     "lr": 1e-2, "n_boot": 200, "seed": 0},
+        "transfer": {"cinc_records": 1000, "mitdb_per_class": 250, "backbones": ["efficientnet_lite0"],
+                     "weights": ["imagenet", "random"], "image_size": 224, "classifiers": ["linear_svm", "logreg"],
+                     "folds": 5, "batch_size": 32, "seed": 0},
+        "mrmnet": {"max_records": 1000, "tasks": ["superdiagnostic"], "variants": ["released"],
+                   "variant_task": "superdiagnostic", "epochs": 6, "batch_size": 64, "lr": 1e-3, "n_boot": 200,
+                   "seed": 0, "cpsc_root": None},
+        "lead_agnostic_ssl": {"ptbxl_records": 1000, "cinc_records": 200, "cinc_pairs_per_record": 1,
+                              "mitdb_pairs_per_record": 4, "size": "tutorial", "methods": ["CMSC", "W2V+CMSC+RLM"],
+                              "ptbxl_only_methods": [], "pretrain_epochs": 2, "pretrain_batch_size": 32,
+                              "pretrain_lr": 1e-3, "subsets": [12, 1], "label_fractions": [0.1, 1.0],
+                              "finetune_methods": ["W2V+CMSC+RLM", "random init"], "finetune_subsets": [12],
+                              "seeds": [0], "finetune_epochs": 2, "finetune_lr": 1e-3, "baseline_subsets": [12],
+                              "baseline_epochs": 3, "ident_subsets": [12, 1], "mitdb_ident_records": 11,
+                              "leak_finetune_epochs": 0, "batch_size": 64, "n_boot": 200, "seed": 0},
     },
     "tutorial": {
         "multimodal_ssl": {"max_records": None, "tasks": ["superdiagnostic", "rhythm"], "encoder_size": "small",
@@ -113,11 +153,85 @@ PROFILES: dict[str, dict[str, dict]] = {
     },
 }
 
+#: Integer parameters that may be 0 (every other integer parameter counts something and must be ≥ 1).
+ZERO_OK = frozenset({"seed"})
+
+
+def chapters() -> list[str]:
+    """Every chapter name that some profile has parameters for (e.g. ``"baseline"``)."""
+    return sorted({c for prof in PROFILES.values() for c in prof})
+
+
+def _kind(values: list) -> str:
+    """The kind of a parameter from its values across profiles: int, float, str, list, path or any."""
+    seen = {type(v) for v in values if v is not None}
+    if not seen:
+        return "path"  # None in every profile: a folder the user supplies (e.g. cpsc_root)
+    if seen <= {int}:
+        return "int"
+    if seen <= {int, float}:
+        return "float"
+    if seen <= {str}:
+        return "str"
+    if seen <= {list, tuple}:
+        return "list"
+    if seen <= {bool}:
+        return "bool"
+    return "any"
+
+
+def parameter_kinds(chapter: str) -> dict[str, tuple[str, bool]]:
+    """``{parameter: (kind, may_be_none)}`` of a chapter, from the values every profile gives it."""
+    names = {k for prof in PROFILES.values() for k in prof.get(chapter, {})}
+    out = {}
+    for name in sorted(names):
+        values = [prof[chapter][name] for prof in PROFILES.values() if name in prof.get(chapter, {})]
+        out[name] = (_kind(values), any(v is None for v in values))
+    return out
+
+
+def _check(chapter: str, name: str, value, kind: str):
+    """``value`` converted to ``kind``; ``ValueError`` naming the parameter when it does not fit."""
+    where = f"chapter {chapter!r}, parameter {name!r}"
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where}: expected an integer, got {value!r} ({type(value).__name__})")
+        low = 0 if name in ZERO_OK else 1
+        if value < low:
+            raise ValueError(f"{where}: expected an integer ≥ {low}, got {value}")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where}: expected a number, got {value!r} ({type(value).__name__})")
+        if not value > 0:
+            raise ValueError(f"{where}: expected a positive number, got {value}")
+        return float(value)
+    if kind == "str":
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{where}: expected a non-empty string, got {value!r}")
+        return value
+    if kind == "list":
+        if isinstance(value, str):  # papermill -p tasks rhythm: one name
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{where}: expected a non-empty list of names (papermill: -y \"{name}: [a, b]\"), "
+                             f"got {value!r}")
+        return list(value)
+    if kind == "path":
+        if not isinstance(value, (str, Path)):
+            raise ValueError(f"{where}: expected a folder path, got {value!r} ({type(value).__name__})")
+        return str(value)
+    if kind == "bool" and not isinstance(value, bool):
+        raise ValueError(f"{where}: expected True or False, got {value!r}")
+    return value
+
 
 def resolve(chapter: str, profile: str, **given) -> dict:
     """The chapter's parameters: the profile's values, overridden by every ``given`` value that is not ``None``.
 
-    Returns a dict that includes ``profile``. Raises ``ValueError`` for an unknown profile or chapter.
+    Returns a dict that includes ``profile``. Raises ``ValueError`` for an unknown profile or chapter,
+    an unknown parameter, or a given value of the wrong type or range (naming the parameter, e.g.
+    ``-p epochs abc`` or ``max_records=-5``).
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILE_NAMES}")
@@ -127,15 +241,27 @@ def resolve(chapter: str, profile: str, **given) -> dict:
     unknown = [k for k in given if k not in params]
     if unknown:
         raise ValueError(f"chapter {chapter!r} has no parameter(s) {unknown}; known: {sorted(params)}")
-    params.update({k: v for k, v in given.items() if v is not None})
+    kinds = parameter_kinds(chapter)
+    for name, value in given.items():
+        if value is not None:
+            params[name] = _check(chapter, name, value, kinds[name][0])
     params["profile"] = profile
     return params
 
 
 def banner(profile: str) -> str:
-    """A Markdown admonition saying which profile produced the page (a warning for ``smoke``)."""
+    """A MyST admonition saying which profile produced the page (a warning for ``smoke``).
+
+    Rendered by the book because ``nb_render_markdown_format: myst`` parses Markdown outputs as MyST.
+    Raises ``ValueError`` for an unknown profile.
+    """
+    if profile not in DESCRIPTIONS:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILE_NAMES}")
     if profile == "smoke":
         return (":::{warning}\nThis page was executed with the **smoke** profile (CI on CPU, tiny data, "
                 "one epoch). Its numbers **mean nothing**: they only prove the code runs. See the "
                 "`tutorial` build for real results.\n:::")
+    if profile == "classroom":
+        return (":::{important}\nExecuted with the **classroom** profile: " + DESCRIPTIONS["classroom"]
+                + "\n:::")
     return f":::{{note}}\nExecuted with the **{profile}** profile: {DESCRIPTIONS[profile]}\n:::"

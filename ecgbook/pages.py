@@ -1,0 +1,278 @@
+"""Page helpers for the chapters: the header (profile banner and run times), clean tables, quiet
+outputs and figures laid out for the book's text column.
+
+A chapter calls, in one hidden (``remove-input``) cell after its parameters::
+
+    from ecgbook import pages
+    pages.setup()                     # figure style for the column, quiet warnings and loggers
+    pages.header("baseline", profile) # the banner + run time per profile, from the results files
+
+and shows tables with ``pages.show_table(df)``. Figures get their number, caption and alt text
+from the cell's ``mystnb`` metadata (see ``/work/shared/examples/chapter-pattern.md``); the
+helpers here only make them legible at the column's width (about 680 px).
+
+Nothing here is typed by hand: run times come from ``results/<profile>/<chapter>.json``
+(``provenance.wall_time_s``), written by the chapter's own runs.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import re
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from . import config, profiles
+
+#: Profiles in the order the run-time line lists them.
+RUN_ORDER = ("smoke", "classroom", "tutorial", "paper")
+
+#: Width of the book's text column in inches at the figures' 100 dpi layout (≈ 680 px).
+COLUMN_INCHES = 6.8
+
+#: Matplotlib settings for figures that stay legible when shown at the column's width.
+STYLE = {
+    "figure.figsize": (COLUMN_INCHES, 3.4),
+    "figure.dpi": 100,
+    "savefig.dpi": 150,  # the inline PNG is 1.5× the column: sharp when opened at full size
+    "font.size": 10,
+    "axes.titlesize": 10,
+    "axes.labelsize": 10,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "legend.fontsize": 9,
+    "figure.titlesize": 11,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+#: Loggers whose INFO lines (downloads, cache hits) stay out of a page's outputs.
+QUIET_LOGGERS = ("ecgbook", "matplotlib", "PIL", "urllib3", "filelock", "numexpr")
+
+
+def setup() -> None:
+    """Prepare a chapter's outputs: column-sized matplotlib style, retina-free PNG output, no
+    progress bars, library warnings and download/info log lines kept out of the page.
+
+    Call it once, in a hidden cell, before the first figure. Safe outside IPython (then only the
+    style and the filters are set).
+    """
+    import matplotlib
+
+    matplotlib.rcParams.update(STYLE)
+    os.environ["ECGBOOK_PROGRESS"] = "0"
+    # Library warnings (a matplotlib UserWarning from IPython, scikit-learn's convergence and
+    # small-class notes) are not the reader's business; the chapter states what matters in prose.
+    for category in (UserWarning, FutureWarning, DeprecationWarning, RuntimeWarning):
+        warnings.filterwarnings("ignore", category=category)
+    try:
+        from sklearn.exceptions import ConvergenceWarning
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    except ImportError:  # pragma: no cover - scikit-learn is a dependency
+        pass
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        from IPython import get_ipython
+        ip = get_ipython()
+        if ip is not None:
+            ip.run_line_magic("matplotlib", "inline")
+            ip.run_line_magic("config", "InlineBackend.figure_formats = ['png']")
+            ip.run_line_magic("config", "InlineBackend.print_figure_kwargs = {'bbox_inches': 'tight'}")
+    except ImportError:  # pragma: no cover - IPython ships with the kernel
+        pass
+
+
+def run_times(chapter: str, root: Path | None = None) -> pd.DataFrame:
+    """Wall time of the last run of ``chapter`` under each profile that has a results file.
+
+    Returns a DataFrame indexed by profile (in :data:`RUN_ORDER`) with columns ``seconds``,
+    ``device``, ``date`` (UTC day of the run) and ``commit`` (first 8 characters); empty when the
+    chapter was never run. Reads ``results/<profile>/<chapter>.json`` (``provenance.wall_time_s``).
+    A file that cannot be parsed is reported as a row with ``seconds`` NaN and ``device`` naming
+    the problem, never skipped silently.
+    """
+    base = root or config.results_dir()
+    rows = {}
+    for prof in RUN_ORDER:
+        path = base / prof / f"{chapter}.json"
+        if not path.is_file():
+            continue
+        try:
+            doc = json.loads(path.read_text())
+            prov = doc["provenance"]
+            rows[prof] = {"seconds": float(prov["wall_time_s"]), "device": str(prov.get("device", "?")),
+                          "date": str(doc.get("created", ""))[:10], "commit": str(prov.get("commit", ""))[:8]}
+        except (ValueError, KeyError, TypeError) as exc:
+            rows[prof] = {"seconds": float("nan"), "device": f"unreadable results file ({type(exc).__name__})",
+                          "date": "", "commit": ""}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["seconds", "device", "date", "commit"])
+
+
+def format_duration(seconds: float) -> str:
+    """``"8 s"``, ``"4.5 min"``, ``"36 min"``, ``"1 h 12 min"``; ``"?"`` for NaN."""
+    if seconds != seconds:  # NaN
+        return "?"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = seconds / 60
+    if minutes < 10:
+        return f"{minutes:.1f} min"
+    if minutes < 60:
+        return f"{minutes:.0f} min"
+    return f"{int(minutes // 60)} h {int(round(minutes % 60))} min"
+
+
+def run_time_line(chapter: str, root: Path | None = None) -> str:
+    """One Markdown line: the chapter's last measured wall time per profile, with the device.
+
+    E.g. ``**Run time** (last run of each profile): smoke 1.2 min (cpu) · tutorial 36 min (cpu,
+    2 threads)``; says so when the chapter has never been run.
+    """
+    times = run_times(chapter, root)
+    if times.empty:
+        return "**Run time:** not measured yet (no results file for this chapter)."
+    parts = [f"{prof} {format_duration(r.seconds)} ({r.device})" for prof, r in times.iterrows()]
+    return "**Run time** (last run of each profile, read from its results file): " + " · ".join(parts)
+
+
+def header_markdown(chapter: str, profile: str, root: Path | None = None) -> str:
+    """The MyST text of :func:`header`: the profile banner, then the run-time line."""
+    return profiles.banner(profile) + "\n\n" + run_time_line(chapter, root)
+
+
+def header(chapter: str, profile: str, root: Path | None = None) -> None:
+    """Display the page header: the profile's banner (a MyST admonition) and the run times.
+
+    The run times are those of the *previous* runs recorded in the results files (this run's own
+    time is written at its end); chapter names are those of :mod:`ecgbook.profiles`.
+    """
+    from IPython.display import Markdown, display
+
+    display(Markdown(header_markdown(chapter, profile, root)))
+
+
+def tidy_table(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """A copy of ``df`` ready to show: floats rounded to ``digits``, integral float columns as
+    integers, and column names with underscores replaced by spaces. The index is kept."""
+    out = df.copy()
+    for col in out.columns:
+        s = out[col]
+        if pd.api.types.is_float_dtype(s):
+            finite = s.dropna()
+            if len(finite) and (finite == finite.round()).all() and finite.abs().max() < 1e12 and s.notna().all():
+                out[col] = s.astype("int64")
+            else:
+                out[col] = s.round(digits)
+    out.columns = [c.replace("_", " ") if isinstance(c, str) else c for c in out.columns]
+    return out
+
+
+def table_html(df: pd.DataFrame, digits: int = 3, index: bool | None = None) -> str:
+    """HTML of a table for the page: :func:`tidy_table`, with the index hidden when it is a plain
+    0…n-1 integer index (``index=None``) or when ``index=False``; floats shown with ``digits``
+    decimals and thousands separators for integers."""
+    data = tidy_table(df, digits)
+    if index is None:
+        index = not isinstance(df.index, pd.RangeIndex)
+    styler = data.style.format(precision=digits, thousands=",", na_rep="–")
+    if not index:
+        styler = styler.hide(axis="index")
+    return styler.to_html()
+
+
+def show_table(df: pd.DataFrame, digits: int = 3, index: bool | None = None) -> None:
+    """Display a clean table: no stray integer index, floats rounded to ``digits`` decimals.
+
+    ``index=None`` shows the index only when it carries names (not a plain ``RangeIndex``).
+    Returns nothing, so a cell ending with it shows the table once.
+    """
+    from IPython.display import HTML, display
+
+    display(HTML(table_html(df, digits, index)))
+
+
+_PATH = re.compile(r"(?<![\w.])(/(?:[\w.+-]+/)+[\w.+-]*)")
+
+
+def scrub_paths(text: str) -> str:
+    """``text`` with absolute machine paths shortened to the part below the project, the data
+    folder or the results folder (``/home/me/ecgbook/results/tutorial/x.json`` →
+    ``results/tutorial/x.json``); other absolute paths become their last two parts."""
+    anchors = [(str(config.results_dir()), "results"), (str(config.data_dir()), "data"),
+               (str(config.project_root()), ".")]
+
+    def short(match: re.Match) -> str:
+        path = match.group(1)
+        for base, name in anchors:
+            if path == base or path.startswith(base + "/"):
+                rest = path[len(base):].lstrip("/")
+                return f"{name}/{rest}" if name != "." else rest
+        parts = [p for p in path.split("/") if p]
+        return "…/" + "/".join(parts[-2:])
+
+    return _PATH.sub(short, text)
+
+
+@contextlib.contextmanager
+def quiet():
+    """Run a block with its printed lines, warnings and log lines kept out of the page.
+
+    What it caught is available as the yielded ``io.StringIO`` (``.getvalue()``), e.g. to check a
+    message. Exceptions still propagate (with their full message).
+    """
+    buffer = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+        warnings.simplefilter("ignore")
+        previous = logging.root.manager.disable
+        logging.disable(logging.INFO)
+        try:
+            yield buffer
+        finally:
+            logging.disable(previous)
+
+
+def source_markdown(obj, docstring: str = "summary") -> str:
+    """The source of a package function or class as a MyST code block, headed by its file.
+
+    ``docstring``: ``"summary"`` keeps only the docstring's first line, ``"none"`` drops it,
+    ``"full"`` keeps it. Uses :func:`inspect.getsource`, so the page shows the code of the
+    object as imported (wherever a module moved it), never a copy. Raises ``TypeError`` for an
+    object without Python source.
+    """
+    import ast
+    import inspect
+    import textwrap
+
+    if docstring not in ("summary", "none", "full"):
+        raise ValueError(f"docstring: expected 'summary', 'none' or 'full', got {docstring!r}")
+    source = textwrap.dedent(inspect.getsource(obj))
+    lines = source.splitlines()
+    if docstring != "full":
+        node = ast.parse(source).body[0]
+        first = node.body[0] if getattr(node, "body", None) else None
+        if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)):
+            indent = " " * first.col_offset
+            summary = first.value.value.strip().splitlines()[0].strip()
+            keep = [f'{indent}"""{summary}"""'] if docstring == "summary" else []
+            lines = lines[:first.lineno - 1] + keep + lines[first.end_lineno:]
+    path = Path(inspect.getsourcefile(obj)).resolve()
+    try:
+        where = path.relative_to(config.PACKAGE_DIR.parent)
+    except ValueError:
+        where = path.name
+    name = getattr(obj, "__qualname__", getattr(obj, "__name__", "?"))
+    return f"`{where}`, `{name}`:\n\n```python\n" + "\n".join(lines) + "\n```"
+
+
+def show_source(obj, docstring: str = "summary") -> None:
+    """Display :func:`source_markdown` (use in a ``remove-input`` cell)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(source_markdown(obj, docstring)))

@@ -1,0 +1,184 @@
+"""The exercise checkers pass correct answers and fail wrong ones, on the mirror's real records."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ecgbook import exercises
+from ecgbook.data.mitdb import record_to_patient
+
+torch.set_num_threads(1)
+
+
+def test_derived_leads(capsys):
+    def right(I, II):
+        return {"III": II - I, "aVR": -(I + II) / 2, "aVL": I - II / 2, "aVF": II - I / 2}
+
+    def wrong(I, II):  # aVL with the sign of II flipped
+        out = right(I, II)
+        out["aVL"] = I + II / 2
+        return out
+
+    assert exercises.check_derived_leads(right)
+    assert capsys.readouterr().out.startswith("PASS check_derived_leads")
+    assert not exercises.check_derived_leads(wrong)
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL check_derived_leads") and "lead aVL" in out and "sample" in out
+    assert not exercises.check_derived_leads(lambda I, II: {"III": II - I})
+    assert "missing" in capsys.readouterr().out
+
+
+def test_derived_leads_reports_an_exception(capsys):
+    def broken(I, II):
+        raise KeyError("II")
+
+    assert not exercises.check_derived_leads(broken)
+    assert "raised KeyError" in capsys.readouterr().out
+
+
+def test_macro_auroc(capsys):
+    from sklearn.metrics import roc_auc_score
+
+    def right(y, s):
+        keep = [j for j in range(y.shape[1]) if 0 < y[:, j].sum() < len(y)]
+        left = [j for j in range(y.shape[1]) if j not in keep]
+        return float(np.mean([roc_auc_score(y[:, j], s[:, j]) for j in keep])), left
+
+    def keeps_everything(y, s):  # scores a class without a positive as 0.5
+        vals = [roc_auc_score(y[:, j], s[:, j]) if 0 < y[:, j].sum() < len(y) else 0.5 for j in range(y.shape[1])]
+        return float(np.mean(vals)), []
+
+    assert exercises.check_macro_auroc(right)
+    assert capsys.readouterr().out.startswith("PASS")
+    assert not exercises.check_macro_auroc(keeps_everything)
+    assert "left out []" in capsys.readouterr().out
+    assert not exercises.check_macro_auroc(lambda y, s: right(y, s)[0])  # value only
+    assert capsys.readouterr().out.startswith("FAIL")
+
+
+def test_macro_auroc_cases_have_classes_without_positive():
+    cases = exercises._auroc_cases()
+    assert any((Y.sum(0) == 0).any() for _, Y, _, _ in cases)
+
+
+def test_patient_split(capsys):
+    def right(records, k):
+        patients = sorted({record_to_patient(r) for r in records})
+        fold_of = {p: i % k for i, p in enumerate(patients)}
+        return np.array([fold_of[record_to_patient(r)] for r in records])
+
+    def by_record(records, k):  # forgets that 201 and 202 are one patient
+        names = sorted(set(records))
+        fold_of = {r: i % k for i, r in enumerate(names)}
+        return np.array([fold_of[r] for r in records])
+
+    def by_beat(records, k):
+        return np.arange(len(records)) % k
+
+    assert exercises.check_patient_split(right)
+    assert capsys.readouterr().out.startswith("PASS")
+    assert not exercises.check_patient_split(by_beat)
+    assert capsys.readouterr().out.startswith("FAIL")
+    assert not exercises.check_patient_split(by_record)
+    assert "patient 201 (records 201, 202)" in capsys.readouterr().out
+    assert not exercises.check_patient_split(lambda records, k: np.zeros(len(records), int))
+    assert "every one" in capsys.readouterr().out
+
+
+def test_symmetric_kl(capsys):
+    def right(a, b, T):
+        p, q = torch.sigmoid(a / T), torch.sigmoid(b / T)
+        kl = p * torch.log(p / q) + (1 - p) * torch.log((1 - p) / (1 - q))
+        kl_back = q * torch.log(q / p) + (1 - q) * torch.log((1 - q) / (1 - p))
+        return (kl + kl_back).sum(1).mean() * T ** 2
+
+    def softmax_kl(a, b, T):  # blind to a constant shift of the logits
+        p, q = torch.softmax(a / T, 1), torch.softmax(b / T, 1)
+        return ((p - q) * (torch.log(p) - torch.log(q))).sum(1).mean() * T ** 2
+
+    def no_t_squared(a, b, T):
+        return right(a, b, T) / T ** 2
+
+    assert exercises.check_symmetric_kl(right)
+    assert capsys.readouterr().out.startswith("PASS")
+    assert not exercises.check_symmetric_kl(softmax_kl)
+    assert capsys.readouterr().out.startswith("FAIL")
+    assert not exercises.check_symmetric_kl(no_t_squared)
+    assert "T=4" in capsys.readouterr().out
+
+
+def _windows(samples, window, stride, last=True):
+    starts = list(range(0, samples - window + 1, stride))
+    if last and starts[-1] != samples - window:
+        starts.append(samples - window)
+    return starts
+
+
+def test_window_aggregation(capsys):
+    def right(model, X, window, stride):
+        x = torch.as_tensor(X)
+        with torch.no_grad():
+            s = [torch.sigmoid(model(x[..., a:a + window])) for a in _windows(X.shape[-1], window, stride)]
+        return torch.stack(s).amax(0).numpy()
+
+    def mean(model, X, window, stride):
+        x = torch.as_tensor(X)
+        with torch.no_grad():
+            s = [torch.sigmoid(model(x[..., a:a + window])) for a in _windows(X.shape[-1], window, stride)]
+        return torch.stack(s).mean(0).numpy()
+
+    def forgets_last(model, X, window, stride):
+        x = torch.as_tensor(X)
+        with torch.no_grad():
+            s = [torch.sigmoid(model(x[..., a:a + window]))
+                 for a in _windows(X.shape[-1], window, stride, last=False)]
+        return torch.stack(s).amax(0).numpy()
+
+    assert exercises.check_window_aggregation(right)
+    assert capsys.readouterr().out.startswith("PASS")
+    assert not exercises.check_window_aggregation(mean)
+    assert "2.5-s windows" in capsys.readouterr().out
+    assert not exercises.check_window_aggregation(forgets_last)  # 3-s windows need the last one
+    assert "3-s windows" in capsys.readouterr().out
+
+
+def test_spectrogram_shape(capsys):
+    import math
+
+    def right(n, fs, nperseg, noverlap, fmax):
+        hop = nperseg - noverlap
+        padded = n + 2 * (nperseg // 2)  # scipy's boundary="zeros"
+        frames = math.ceil((padded - nperseg) / hop) + 1 if (padded - nperseg) % hop else (padded - nperseg) // hop + 1
+        freqs = np.fft.rfftfreq(nperseg, 1 / fs)
+        bins = len(freqs) if fmax is None else int((freqs <= fmax).sum())
+        return bins, frames
+
+    def no_padding(n, fs, nperseg, noverlap, fmax):
+        bins, _ = right(n, fs, nperseg, noverlap, fmax)
+        return bins, (n - nperseg) // (nperseg - noverlap) + 1
+
+    assert exercises.check_spectrogram_shape(right)
+    assert capsys.readouterr().out.startswith("PASS")
+    assert not exercises.check_spectrogram_shape(no_padding)
+    assert "(bins, frames)" in capsys.readouterr().out
+
+
+def test_shared_patients(capsys):
+    def right(folds, patients):
+        hits = sum(np.isin(patients[te], patients[tr]).sum() for tr, te in folds)
+        return hits / sum(len(te) for _, te in folds)
+
+    def of_training(folds, patients):  # the share of training instances instead of test ones
+        hits = sum(np.isin(patients[tr], patients[te]).sum() for tr, te in folds)
+        return hits / sum(len(tr) for tr, _ in folds)
+
+    def per_record(folds, patients):  # counts training beats of the same record only: misses 201/202
+        return 0.0
+
+    assert exercises.check_shared_patients(right)
+    assert capsys.readouterr().out.startswith("PASS")
+    assert not exercises.check_shared_patients(per_record)
+    assert "segment-level" in capsys.readouterr().out
+    assert not exercises.check_shared_patients(of_training)
+    assert "DS1 → DS2" in capsys.readouterr().out

@@ -1,0 +1,87 @@
+"""Page helpers: run times read from results files, clean tables, path scrubbing."""
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ecgbook import pages
+
+
+def _write(root, profile, chapter, seconds, device="cpu"):
+    (root / profile).mkdir(parents=True, exist_ok=True)
+    doc = {"schema": "ecgbook.results/1", "created": "2026-12-01T10:00:00+00:00",
+           "provenance": {"wall_time_s": seconds, "device": device, "commit": "0123456789abcdef"}}
+    (root / profile / f"{chapter}.json").write_text(json.dumps(doc))
+
+
+def test_run_times_from_results_files(tmp_path):
+    assert pages.run_times("baseline", tmp_path).empty
+    assert "not measured yet" in pages.run_time_line("baseline", tmp_path)
+    _write(tmp_path, "tutorial", "baseline", 2186.9, "cpu (2 threads)")
+    _write(tmp_path, "smoke", "baseline", 42.0)
+    (tmp_path / "classroom").mkdir()
+    (tmp_path / "classroom" / "baseline.json").write_text("{broken")
+    times = pages.run_times("baseline", tmp_path)
+    assert list(times.index) == ["smoke", "classroom", "tutorial"]
+    assert times.loc["tutorial", "seconds"] == 2186.9 and times.loc["tutorial", "commit"] == "01234567"
+    assert np.isnan(times.loc["classroom", "seconds"]) and "unreadable" in times.loc["classroom", "device"]
+    line = pages.run_time_line("baseline", tmp_path)
+    assert "smoke 42 s (cpu)" in line and "tutorial 36 min (cpu (2 threads))" in line and "classroom ?" in line
+    head = pages.header_markdown("baseline", "smoke", tmp_path)
+    assert head.startswith(":::{warning}") and "Run time" in head
+
+
+def test_format_duration():
+    assert pages.format_duration(8.2) == "8 s"
+    assert pages.format_duration(270) == "4.5 min"
+    assert pages.format_duration(2186.9) == "36 min"
+    assert pages.format_duration(4320) == "1 h 12 min"
+    assert pages.format_duration(float("nan")) == "?"
+
+
+def test_tables_drop_the_range_index_and_round():
+    df = pd.DataFrame({"model_name": ["a", "b"], "macro_auroc": [0.91234, 0.85], "records": [10.0, 2000.0]})
+    html = pages.table_html(df)
+    assert "0.912" in html and "0.91234" not in html and "2,000" in html and "model name" in html
+    assert "<th id=\"T_" in html or "<th" in html
+    assert 'class="row_heading' not in html  # the 0…n-1 index is hidden
+    named = pages.table_html(df.set_index("model_name"))
+    assert 'class="row_heading' in named
+    tidy = pages.tidy_table(df)
+    assert tidy["records"].dtype == "int64" and tidy["macro auroc"].iloc[0] == 0.912
+
+
+def test_scrub_paths(monkeypatch, tmp_path):
+    monkeypatch.setenv("ECGBOOK_RESULTS", str(tmp_path / "res"))
+    text = f"wrote {tmp_path}/res/tutorial/x.json and /opt/other/place/file.csv"
+    assert pages.scrub_paths(text) == "wrote results/tutorial/x.json and …/place/file.csv"
+
+
+def test_quiet_keeps_prints_and_warnings_out():
+    with pages.quiet() as caught:
+        print("downloading …")
+        warnings.warn("noise", UserWarning)
+    assert "downloading" in caught.getvalue()
+
+
+def test_setup_sets_the_column_style():
+    import matplotlib
+
+    pages.setup()
+    assert tuple(matplotlib.rcParams["figure.figsize"]) == pages.STYLE["figure.figsize"]
+    warnings.resetwarnings()
+
+
+def test_source_markdown_shows_the_package_code():
+    from ecgbook import signal
+
+    text = pages.source_markdown(signal.derive_limb_leads)
+    assert text.startswith("`ecgbook/signal.py`, `derive_limb_leads`:")
+    assert '"""Compute leads III, aVR, aVL and aVF from leads I and II."""' in text
+    assert "Einthoven" not in text  # the rest of the docstring is dropped
+    assert '"III": ii - i' in text and text.endswith("```")
+    assert "Einthoven" in pages.source_markdown(signal.derive_limb_leads, docstring="full")
+    assert '"""' not in pages.source_markdown(signal.derive_limb_leads, docstring="none")
