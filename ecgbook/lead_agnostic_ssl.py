@@ -927,7 +927,7 @@ def leak_rows(encoder, cfg: Wav2Vec2Config, task, *, name: str, n_boot: int, see
     crops = crops_of(np.asarray(task.X, np.float32), 2)
     Y = np.repeat(task.Y, 2, axis=0)
     record = np.repeat(np.arange(len(task.Y)), 2)
-    Z = embed(encoder, crops)
+    Z = embed(encoder, crops, device=next(encoder.parameters()).device)
     rows = []
     for level in ("crop", "patient"):
         s = crop_splits(task.patient_id, 2, level=level, seed=seed)
