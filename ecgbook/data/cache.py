@@ -41,7 +41,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import config
-from .download import DataWarning, locked, sha256sum
+from .download import DataWarning, _write_atomic, locked, sha256sum
 
 log = logging.getLogger(__name__)
 FORMAT = "ecgbook.cache/2"
@@ -106,17 +106,8 @@ def _problem(folder: Path, fp: str, ids: list, leads: list[str], fs: float) -> t
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write ``obj`` as JSON to ``path`` atomically (the downloader's temp file, fsync, rename)."""
+    _write_atomic(path, json.dumps(obj).encode())
 
 
 def cached_signals(key: str, ids: Sequence, files: Sequence[str | Path], read: Callable[[object], np.ndarray],
