@@ -762,7 +762,7 @@ def crops_of(X: np.ndarray, crops_per_record: int = 2, length: int = SEGMENT) ->
 def _auroc_row(y, scores, classes, *, n_boot: int, boot_seed: int, **fields) -> dict:
     from .metrics import bootstrap_ci, macro_auroc
     auc = macro_auroc(y, scores, classes)
-    ci = bootstrap_ci(lambda t, s: macro_auroc(t, s).value, y, scores, n_boot=n_boot, seed=boot_seed)
+    ci = bootstrap_ci(macro_auroc, y, scores, n_boot=n_boot, seed=boot_seed)
     return {"metric": "macro_auroc", "value": auc.value, "ci_low": ci.low, "ci_high": ci.high, "split": "test",
             "n": int(len(y)), "excluded_classes": list(auc.excluded), **fields}
 
@@ -818,7 +818,7 @@ def paired_rows(scores: dict, y_test, pairs, *, n_boot: int, seed: int = 0, task
 
     rows = []
     for a, b in pairs:
-        res = paired_bootstrap(lambda t, s: macro_auroc(t, s).value, y_test, pooled(a), pooled(b), n_boot=n_boot, seed=seed)
+        res = paired_bootstrap(macro_auroc, y_test, pooled(a), pooled(b), n_boot=n_boot, seed=seed)
         rows.append({"metric": "delta_macro_auroc", "value": res["diff"], "ci_low": res["low"], "ci_high": res["high"],
                      "p_value": res["p_value"], "model": f"{a[0]} - {b[0]}", "model_a": a[0], "model_b": b[0],
                      "leads": a[1], "task": task, "evaluation": evaluation, "split": "test", "n": int(len(y_test))})

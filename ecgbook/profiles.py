@@ -122,7 +122,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                    "seeds": [0, 1, 2], "cpsc_root": None},
         "lead_agnostic_ssl": {"ptbxl_records": None, "cinc_records": 300, "cinc_pairs_per_record": 1,
                               "mitdb_pairs_per_record": 8, "size": "tutorial", "methods": ["W2V", "CMSC", "W2V+CMSC+RLM"],
-                              "ptbxl_only_methods": [], "pretrain_epochs": 3, "pretrain_batch_size": 32,
+                              "ptbxl_only_methods": ["W2V+CMSC+RLM"], "pretrain_epochs": 3, "pretrain_batch_size": 32,
                               "pretrain_lr": 1e-3, "subsets": [12, 6, 3, 2, 1], "label_fractions": [0.01, 0.1, 1.0],
                               "finetune_methods": ["W2V+CMSC+RLM", "random init"], "finetune_subsets": [12, 1],
                               "seeds": [0, 1, 2], "finetune_epochs": 2, "finetune_lr": 1e-3,
