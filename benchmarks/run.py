@@ -15,6 +15,10 @@ printed from a single run. Rows (issue 11):
   TFLOP/s (FLOPs of one step counted by :class:`torch.utils.flop_counter.FlopCounterMode`), and on
   CUDA the GPU busy fraction (kernel time / wall time, :mod:`torch.profiler`) and the fraction of
   the device's dense bf16 peak; ``--compile`` adds eager vs :func:`torch.compile`.
+- Spectrogram images: scipy on the host and a copy of the images vs torch on the device.
+- Pre-training throughput of the self-supervised encoders (DINO windows/s of both modalities,
+  wav2vec 2.0 + CMSC + RLM segments/s) and the transfer backbones' frozen feature extraction
+  (images/s).
 - The ``tutorial`` book's wall time per chapter, read from ``results/tutorial/*.json``.
 
 Usage: ``python benchmarks/run.py [--records N] [--steps N] [--repeats N] [--batch N] [--compile]``.
@@ -238,6 +242,69 @@ def bench_bootstrap(args, rows):
                  f"{1e3 * median(slow):.1f} ms", f"{1e3 * median(fast):.2f} ms", ratio(slow, fast), spread(fast)))
 
 
+def bench_images(args, rows, device):
+    """Spectrogram images for the transfer-learning backbones (the chapter's 2-s MIT-BIH beats at
+    360 Hz, 224 px): scipy STFT on the host then copy the images vs :func:`ecgbook.signal.spectrogram_images`
+    on the device (only the excerpts travel). On a CPU both run on the CPU (the row then measures
+    scipy against torch)."""
+    import torch.nn.functional as F
+
+    from ecgbook import signal
+
+    settings = signal.SpectrogramSettings()
+    x = np.random.default_rng(0).standard_normal((args.batch * 4, 720)).astype(np.float32)
+
+    def host():  # the way before issue 11: numpy/scipy per batch, then images to the device
+        _, _, S = signal.spectrogram(x, 360.0, nperseg=settings.nperseg, noverlap=settings.noverlap,
+                                     fmax=settings.fmax, log=settings.log)
+        S = torch.from_numpy(np.ascontiguousarray(S[:, ::-1]))
+        lo, hi = S.amin(dim=(1, 2), keepdim=True), S.amax(dim=(1, 2), keepdim=True)
+        S = (S - lo) / (hi - lo).clamp_min(1e-12)
+        img = F.interpolate(S[:, None], size=(224, 224), mode="bilinear").repeat(1, 3, 1, 1)
+        img = (img - torch.tensor(signal.IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(
+            signal.IMAGENET_STD).view(1, 3, 1, 1)
+        return img.to(device)
+
+    def on_device():
+        return signal.spectrogram_images(torch.from_numpy(x).to(device), 360.0, settings)
+
+    slow, fast = repeat(host, args.repeats, device), repeat(on_device, args.repeats, device)
+    n = len(x)
+    rows.append((f"spectrogram images ({n} beats, 224 px): scipy on the host + copy vs torch on the device",
+                 f"{n / median(slow):,.0f} images/s", f"{n / median(fast):,.0f} images/s", ratio(slow, fast),
+                 spread(fast)))
+
+
+def bench_ssl(args, ssl_rows, device):
+    """Throughput of the self-supervised pre-training loops and of the transfer backbones' frozen
+    feature extraction, each timed ``--repeats`` times (median)."""
+    from ecgbook import lead_agnostic_ssl, multimodal_ssl
+    from ecgbook.models.backbones import extract_features, load_backbone
+
+    dev = device.type
+    cases = [("DINO, xresnet1d (time series), tutorial size", "windows (2.5 s)",
+              lambda: multimodal_ssl.pretraining_throughput("time", records=128, batch_size=64, device=dev)
+              ["windows_per_s"]),
+             ("DINO, SE-ResNet34 (spectrogram), tutorial size", "windows (2.5 s)",
+              lambda: multimodal_ssl.pretraining_throughput("spec", records=128, batch_size=64, device=dev)
+              ["windows_per_s"])]
+    for size in ("tutorial",) + (("paper",) if dev == "cuda" else ()):
+        cases.append((f"wav2vec 2.0 + CMSC + RLM, {size} size", "segments (5 s)",
+                      lambda size=size: lead_agnostic_ssl.pretraining_throughput(
+                          size, batch_size=64 if dev == "cuda" else 16, steps=3, device=dev)))
+    beats = np.random.default_rng(0).standard_normal((256 if dev == "cuda" else 64, 720)).astype(np.float32)
+    for name in ("efficientnet_lite0", "densenet121"):
+        backbone = load_backbone(name, weights="random")
+        cases.append((f"frozen {name} features (transfer chapter)", "images (224 px)",
+                      lambda b=backbone: extract_features(beats, 360.0, b, batch_size=len(beats),
+                                                          device=dev).images_per_s))
+    for name, unit, fn in cases:
+        fn()  # warm-up
+        rates = [fn() for _ in range(args.repeats)]
+        ssl_rows.append((name, unit, f"{statistics.median(rates):,.0f}",
+                         f"{min(rates):,.0f}–{max(rates):,.0f}"))
+
+
 def union_length(spans) -> float:
     """Total length covered by intervals ``[(start, end), ...]`` (overlaps counted once)."""
     total, end = 0.0, -math.inf
@@ -364,8 +431,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=64, help="batch size of the training rows")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd training steps")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["load", "batches", "predict", "bootstrap", "models"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["load", "batches", "predict", "bootstrap", "images", "models", "ssl"])
     args = parser.parse_args(argv)
+    os.environ.setdefault("ECGBOOK_PROGRESS", "0")  # no progress bars between the tables
     if args.repeats < MIN_REPEATS:
         parser.error(f"--repeats must be >= {MIN_REPEATS}: a ratio from a single noisy run is not reported")
     device = pick_device(args.device)
@@ -395,6 +463,8 @@ def main(argv: list[str] | None = None) -> None:
         bench_fit_busy(args, rows, device, X, Y)
     if "bootstrap" not in args.skip:
         bench_bootstrap(args, rows)
+    if "images" not in args.skip:
+        bench_images(args, rows, device)
     print(table(("benchmark", "naive", "fast", "ratio (medians)", "fast min–max / median"), rows))
     if "models" not in args.skip:
         _builtin_models()
@@ -406,6 +476,11 @@ def main(argv: list[str] | None = None) -> None:
               f"{'; registered by ' + ', '.join(extra) if extra else ''}:\n")
         print(table(("model", "variant", "samples/s", "step ms", "GFLOP/step", "TFLOP/s", "of bf16 peak",
                      "GPU busy", "min–max / median"), model_rows))
+    if "ssl" not in args.skip:
+        ssl_rows = []
+        bench_ssl(args, ssl_rows, device)
+        print("\nPre-training and feature-extraction throughput (random inputs; median of the repeats):\n")
+        print(table(("loop", "unit", "per second", "min–max"), ssl_rows))
     walls = tutorial_wall_times()
     if walls:
         print("\nTutorial book, wall time per chapter (results/tutorial/*.json):\n")

@@ -52,3 +52,13 @@ def test_busy_time_counts_overlapping_kernels_once(bench):
     assert bench.union_length([(0, 2), (1, 3), (5, 6), (5.5, 5.7)]) == 4
     assert bench.union_length([]) == 0
     assert bench.gpu_busy_fraction(lambda: None, torch.device("cpu")) is None
+
+
+def test_image_row_times_both_paths(bench):
+    from types import SimpleNamespace
+
+    rows = []
+    bench.bench_images(SimpleNamespace(batch=2, repeats=3), rows, torch.device("cpu"))
+    (name, naive, fast, ratio, _), = rows
+    assert "spectrogram images (8 beats" in name and naive.endswith("images/s") and fast.endswith("images/s")
+    assert ratio.endswith("×")

@@ -305,3 +305,57 @@ def test_spectrogram_images_live_in_signal():
     high = (1 - np.array(signal.IMAGENET_MEAN)) / np.array(signal.IMAGENET_STD)
     per_channel = images.numpy().transpose(1, 0, 2, 3).reshape(3, -1)
     assert (per_channel.min(1) >= low - 1e-5).all() and (per_channel.max(1) <= high + 1e-5).all()
+
+
+@pytest.mark.parametrize("n, nperseg, noverlap, fmax, fs", [
+    (600, 128, 96, 50.0, 300.0),   # the transfer chapter's beat/excerpt settings
+    (250, 25, None, None, 100.0),  # the multimodal chapter's 2.5-s windows
+    (361, 64, 10, 40.0, 360.0),    # a hop that does not divide the length (scipy pads the end)
+    (100, 100, 0, None, 100.0),    # one window the size of the excerpt
+])
+def test_stft_magnitude_matches_scipy_stft(n, nperseg, noverlap, fmax, fs):
+    """The torch STFT (which runs on the GPU) gives scipy.signal.stft's numbers and shape."""
+    import torch
+
+    from ecgbook import signal
+
+    x = np.random.default_rng(n).standard_normal((3, 2, n)).astype(np.float32)
+    for log, tol in ((False, 1e-6), (True, 1e-4)):  # log: near-zero bins amplify rounding
+        _, _, ref = signal.spectrogram(x, fs, nperseg=nperseg, noverlap=noverlap, fmax=fmax, log=log)
+        got = signal.stft_magnitude(torch.from_numpy(x), fs, nperseg, noverlap, fmax, log).numpy()
+        assert got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, atol=tol, rtol=1e-4 if log else 0)
+    with pytest.raises(ValueError, match="nperseg"):
+        signal.stft_magnitude(torch.zeros(2, 10), fs, 11)
+    with pytest.raises(ValueError, match="noverlap"):
+        signal.stft_magnitude(torch.zeros(2, 10), fs, 8, noverlap=8)
+
+
+def test_spectrogram_images_equal_the_scipy_pipeline_and_take_tensors():
+    """Images built in torch equal the host pipeline (scipy STFT → flip → min-max → resize →
+    3 channels → ImageNet normalisation), from a NumPy array or a tensor alike."""
+    import torch
+    import torch.nn.functional as F
+
+    from ecgbook import signal
+
+    settings = signal.SpectrogramSettings(size=48)
+    x = np.random.default_rng(1).standard_normal((4, 720)).astype(np.float32) * 0.5
+    x[3] = 0.0  # a flat excerpt: a constant spectrogram becomes an all-zero image
+    _, _, S = signal.spectrogram(x, 360.0, nperseg=settings.nperseg, noverlap=settings.noverlap,
+                                 fmax=settings.fmax, log=settings.log)
+    S = torch.from_numpy(np.ascontiguousarray(S[:, ::-1]))
+    lo, hi = S.amin(dim=(1, 2), keepdim=True), S.amax(dim=(1, 2), keepdim=True)
+    S = torch.where(hi > lo, (S - lo) / torch.where(hi > lo, hi - lo, 1.0), torch.zeros_like(S))
+    ref = F.interpolate(S[:, None], size=(48, 48), mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
+    mean = torch.tensor(signal.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(signal.IMAGENET_STD).view(1, 3, 1, 1)
+    ref = (ref - mean) / std
+    got = signal.spectrogram_images(x, 360.0, settings)
+    from_tensor = signal.spectrogram_images(torch.from_numpy(x), 360.0, settings, device="cpu")
+    assert got.shape == (4, 3, 48, 48) and got.device.type == "cpu"
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=2e-4, rtol=0)
+    np.testing.assert_array_equal(got.numpy(), from_tensor.numpy())
+    np.testing.assert_allclose(got[3].numpy(), ((0 - mean) / std)[0].expand(3, 48, 48).numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="NaN"):
+        signal.spectrogram_images(np.full((1, 720), np.nan, np.float32), 360.0, settings)
