@@ -45,7 +45,6 @@ import dataclasses
 import math
 import os
 import random
-import tempfile
 import time
 import warnings
 from collections.abc import Mapping
@@ -610,27 +609,9 @@ def save_checkpoint(obj: dict, path: str | Path) -> Path:
     """``torch.save`` ``obj`` to ``path`` atomically: a uniquely named temporary file in the same
     folder, flushed and fsync'ed, then ``os.replace`` (safe with two processes: a reader sees the
     old or the new file, never a partial one)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-    return path
+    from .data.download import write_atomic
+
+    return write_atomic(path, lambda fh: torch.save(obj, fh), suffix=".tmp")
 
 
 def load_checkpoint(path: str | Path, *, map_location=None, keys: tuple[str, ...] = ()) -> dict:

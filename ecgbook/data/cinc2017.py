@@ -36,7 +36,7 @@ import wfdb
 from tqdm import tqdm
 
 from .. import config
-from .download import VerificationCache, ensure_physionet, locked, sha256sum
+from .download import VerificationCache, ensure_physionet, locked, sha256sum, write_atomic
 from .records import Record, RecordError, read_record
 
 DATABASE = "challenge-2017"
@@ -109,14 +109,8 @@ def _restore(zip_path: Path, dest: Path, names: list[str]) -> None:
             _check_member(info, zip_path, dest)
             target = dest / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-            try:
-                with os.fdopen(fd, "wb") as out, archive.open(info) as src:
-                    shutil.copyfileobj(src, out)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with archive.open(info) as src:
+                write_atomic(target, lambda out: shutil.copyfileobj(src, out))
 
 
 def safe_extract(zip_path: str | Path, dest: str | Path, *, digest: str | None = None) -> Path:
@@ -350,10 +344,7 @@ class CinC2017:
                                   f"(fs={head.fs}, samples={head.sig_len})")
             out[name] = new[name] = head.sig_len / float(head.fs)
         if new and archive:
-            fd, tmp = tempfile.mkstemp(prefix=".durations.", suffix=".part", dir=store.parent)
-            with os.fdopen(fd, "w") as fh:
-                json.dump({"sha256": archive, "durations": {**known, **new}}, fh)
-            os.replace(tmp, store)
+            write_atomic(store, json.dumps({"sha256": archive, "durations": {**known, **new}}).encode())
         return pd.Series(out, name="duration_s", dtype=float)
 
     def segments(self, seconds: float = 9.0, names: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:

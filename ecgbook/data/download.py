@@ -380,13 +380,25 @@ def _read_source(url: str) -> bytes:
         raise DownloadError(f"{url}: interrupted while reading ({exc})") from exc
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a uniquely named temporary file, fsync, rename."""
+def write_atomic(path: str | Path, content, *, suffix: str = ".part") -> Path:
+    """Write a file so that a reader (or a second process) sees the old or the new file, never a
+    partial one: a uniquely named temporary file in the same folder, flushed and fsync'ed, then
+    :func:`os.replace`, then the folder fsync'ed so the rename survives a crash.
+
+    ``content`` is ``bytes``, or a callable ``write(fh)`` that writes to the binary file handle
+    (e.g. ``lambda fh: torch.save(obj, fh)``). On any error the temporary file is removed and the
+    error re-raised; ``path`` is untouched. Returns ``path``. Used for downloads, caches, manifests
+    and checkpoints (:func:`ecgbook.train.save_checkpoint`).
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            if callable(content):
+                content(fh)
+            else:
+                fh.write(content)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -394,6 +406,16 @@ def _write_atomic(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    with contextlib.suppress(OSError):  # make the rename durable (not every file system allows it)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    return path
+
+
+_write_atomic = write_atomic  # the name the data layer used before it became public
 
 
 def physionet_url(database: str, version: str, path: str = "") -> str:

@@ -16,9 +16,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -29,6 +27,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .. import config
+from ..data.download import write_atomic
 from ..signal import IMAGENET_MEAN, IMAGENET_STD, SpectrogramSettings, spectrogram_images
 from .densenet import CONFIGS as DENSENET_CONFIGS
 from .densenet import WeightsUnavailableError, load_densenet
@@ -305,12 +304,5 @@ def cached_features(dataset_key: str, segments, fs: float, backbone: Backbone,
     folder.mkdir(parents=True, exist_ok=True)
     info = {"key": meta, "images_per_s": features.images_per_s, "seconds": features.seconds,
             "device": features.device}
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, __meta__=np.array(json.dumps(info)), **features)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda fh: np.savez(fh, __meta__=np.array(json.dumps(info)), **features))
     return features
