@@ -204,3 +204,51 @@ def test_chapter_profiles_rest_on_three_seeds_and_share_the_baseline():
         assert base["seeds"] == mrm["seeds"] and base["max_records"] == mrm["max_records"], name
         assert set(mrm["tasks"]) <= set(base["tasks"]), name
         assert mrm["variant_task"] in base["tasks"], name
+
+
+def _tiny_problem():
+    rng = np.random.default_rng(0)
+    n = 48
+    Y = np.zeros((n, 2), int)
+    Y[: n // 2, 0] = 1
+    Y[n // 4: 3 * n // 4, 1] = 1
+    X = rng.normal(0, 1, (n, 2, 100)).astype(np.float32)
+    X[:, 0] += 2.0 * Y[:, :1]
+    idx = rng.permutation(n)
+    splits = {"train": idx[:30], "val": idx[30:39], "test": idx[39:]}
+    return protocol.prepare_arrays(X, Y, splits, ["a", "b"], fs=20)
+
+
+def _tiny_build():
+    return torch.nn.Sequential(torch.nn.Conv1d(2, 4, 5), torch.nn.AdaptiveAvgPool1d(1), torch.nn.Flatten(),
+                               torch.nn.Linear(4, 2))
+
+
+def test_concurrent_seeds_give_the_runs_of_one_process(monkeypatch):
+    """Seeds trained in two worker processes (how small runs share one GPU) equal the serial runs
+    at the same thread count, in seed order; bad settings are refused."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        data = _tiny_problem()
+        kw = dict(epochs=2, batch_size=10, lr=1e-2, window_s=2.5, patience=None)
+        serial = protocol.train_seeds(_tiny_build, data, seeds=[0, 1], concurrent=1, **kw)
+        torch.set_num_threads(2)  # two workers of one thread each
+        parallel = protocol.train_seeds(lambda: _tiny_build(), data, seeds=[0, 1], concurrent=2, **kw)
+    finally:
+        torch.set_num_threads(threads)
+    assert [r.seed for r in parallel] == [0, 1]
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a.test_scores, b.test_scores)
+        untimed = [[{k: v for k, v in h.items() if k != "epoch_time_s"} for h in r.fit.history] for r in (a, b)]
+        assert untimed[0] == untimed[1]
+        assert next(b.model.parameters()).device.type == "cpu"
+    with pytest.raises(ValueError, match="on_epoch_end"):
+        protocol.train_seeds(_tiny_build, data, seeds=[0, 1], concurrent=2, on_epoch_end=print, **kw)
+    with pytest.raises(ValueError, match="concurrent"):
+        protocol.train_seeds(_tiny_build, data, seeds=[0], concurrent=0, **kw)
+    monkeypatch.setenv("ECGBOOK_CONCURRENT_RUNS", "two")
+    with pytest.raises(ValueError, match="ECGBOOK_CONCURRENT_RUNS"):
+        protocol.default_concurrent_runs()
+    monkeypatch.setenv("ECGBOOK_CONCURRENT_RUNS", "3")
+    assert protocol.default_concurrent_runs() == 3
