@@ -270,3 +270,15 @@ def test_ptbxl_one_crop_per_record_gallery_probe(ptbxl_all):
     later = las.identification_ptbxl_crops({"random": enc}, task.X, pid, dates, task.strat_fold, [12],
                                            folds=(9, 10), max_probes=None)
     assert later[0]["probes"] == zero[0]["probes"] and later[0]["gallery"] == zero[0]["gallery"]
+
+
+def test_profiles_carry_the_arcface_parameters():
+    from ecgbook import profiles
+    for name in profiles.PROFILE_NAMES:
+        assert profiles.PROFILES[name]["lead_agnostic_ssl"]["challenge2021_root"] is None
+    paper = profiles.resolve("lead_agnostic_ssl", "paper", challenge2021_root="/data/challenge-2021/training")
+    assert paper["challenge2021_root"] == "/data/challenge-2021/training"
+    assert (paper["arcface_lr"], paper["arcface_epochs"], paper["batch_size"]) == (3e-5, 100, 128)
+    assert paper["arcface_recordings"] is None
+    with pytest.raises(ValueError, match="challenge2021_root"):
+        profiles.resolve("lead_agnostic_ssl", "smoke", challenge2021_root=3)
