@@ -69,7 +69,8 @@ PROFILES: dict[str, dict[str, dict]] = {
                               "finetune_subsets": [12], "seeds": [0], "finetune_epochs": 1, "finetune_lr": 1e-3,
                               "baseline_subsets": [12], "baseline_epochs": 1, "ident_subsets": [12, 1],
                               "mitdb_ident_records": 4, "leak_finetune_epochs": 0, "batch_size": 32, "n_boot": 20,
-                              "seed": 0},
+                              "seed": 0, "challenge2021_root": None, "arcface_epochs": 1, "arcface_lr": 1e-3,
+                              "arcface_recordings": 64},
     },
     "classroom": {
         "multimodal_ssl": {"max_records": 1000, "tasks": ["superdiagnostic"], "encoder_size": "small",
@@ -94,7 +95,9 @@ PROFILES: dict[str, dict[str, dict]] = {
                               "finetune_methods": ["W2V+CMSC+RLM", "random init"], "finetune_subsets": [12],
                               "seeds": [0], "finetune_epochs": 2, "finetune_lr": 1e-3, "baseline_subsets": [12],
                               "baseline_epochs": 3, "ident_subsets": [12, 1], "mitdb_ident_records": 11,
-                              "leak_finetune_epochs": 0, "batch_size": 64, "n_boot": 200, "seed": 0},
+                              "leak_finetune_epochs": 0, "batch_size": 64, "n_boot": 200, "seed": 0,
+                              "challenge2021_root": None, "arcface_epochs": 2, "arcface_lr": 1e-3,
+                              "arcface_recordings": 1000},
     },
     "tutorial": {
         "multimodal_ssl": {"max_records": None, "tasks": ["superdiagnostic", "rhythm"], "encoder_size": "small",
@@ -128,7 +131,8 @@ PROFILES: dict[str, dict[str, dict]] = {
                               "seeds": [0, 1, 2], "finetune_epochs": 2, "finetune_lr": 1e-3,
                               "baseline_subsets": [12, 3, 1], "baseline_epochs": 4,
                               "ident_subsets": [12, 6, 3, 2, 1], "mitdb_ident_records": 22, "leak_finetune_epochs": 0,
-                              "batch_size": 64, "n_boot": 500, "seed": 0},
+                              "batch_size": 64, "n_boot": 500, "seed": 0, "challenge2021_root": None,
+                              "arcface_epochs": 3, "arcface_lr": 1e-3, "arcface_recordings": 5000},
     },
     "paper": {
         "multimodal_ssl": {"max_records": None, "tasks": ["superdiagnostic", "rhythm"], "encoder_size": "paper",
@@ -162,7 +166,11 @@ PROFILES: dict[str, dict[str, dict]] = {
                               "finetune_subsets": [12, 6, 3, 2, 1], "seeds": [0, 1, 2], "finetune_epochs": 100,
                               "finetune_lr": 5e-5, "baseline_subsets": [12, 6, 3, 2, 1], "baseline_epochs": 50,
                               "ident_subsets": [12, 6, 3, 2, 1], "mitdb_ident_records": 22, "leak_finetune_epochs": 20,
-                              "batch_size": 128, "n_boot": 1000, "seed": 0},
+                              "batch_size": 128, "n_boot": 1000, "seed": 0,
+                              # ArcFace identification (official identification.yaml: lr 3e-5, 100
+                              # epochs, batch 128); runs only when challenge2021_root is given
+                              "challenge2021_root": None, "arcface_epochs": 100, "arcface_lr": 3e-5,
+                              "arcface_recordings": None},
     },
 }
 

@@ -296,6 +296,18 @@ class Wav2Vec2Encoder(nn.Module):
         """Mean over time of the context, ``(batch, D)`` (the downstream and CMSC representation)."""
         return self.forward(source)["x"].mean(1)
 
+    def set_dropouts(self, *, dropout: float, attention_dropout: float, activation_dropout: float,
+                     dropout_input: float) -> "Wav2Vec2Encoder":
+        """Set the Transformer's dropout rates in place (fine-tuning overrides them, as fairseq's
+        ``arg_overrides`` in ``models/transformer.py`` ``from_pretrained``); returns ``self``."""
+        self.cfg = replace(self.cfg, dropout=dropout, attention_dropout=attention_dropout,
+                           activation_dropout=activation_dropout, dropout_input=dropout_input)
+        self.dropout_input.p = dropout_input
+        for layer in self.layers:
+            layer.dropout, layer.attention_dropout, layer.activation_dropout = (
+                dropout, attention_dropout, activation_dropout)
+        return self
+
 
 class GumbelQuantizer(nn.Module):
     """Product quantiser with a straight-through Gumbel-softmax (wav2vec 2.0, Sec. 2 and 3.2).
@@ -468,6 +480,37 @@ class W2VClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.encoder(x)["x"]
         return self.proj(self.final_dropout(h).mean(1))
+
+
+class W2VArcFace(nn.Module):
+    """Identification model: the encoder, mean pooling over time, an ArcFace head over identities.
+
+    ``forward(x (batch, 12, samples), target (batch,) int64 or None) -> logits (batch, n_ids)``
+    float32 (:class:`~ecgbook.models.arcface.ArcFaceHead`: margin at the target when given);
+    :meth:`pooled` gives the ``(batch, D)`` embedding used for retrieval. ``freeze="conv"``: the
+    conv feature encoder is frozen (``feature_grad_mult: 0.0`` of the official identification
+    config), ``"none"``: everything trains. Source: fairseq-signals
+    ``models/identification/arcface.py`` (mean over time, L2 norm, cosine to the normalised
+    class weights), ``examples/w2v_cmsc/config/finetuning/ecg_transformer/identification.yaml``.
+    Raises ``ValueError`` for another ``freeze``.
+    """
+
+    def __init__(self, encoder: Wav2Vec2Encoder, n_ids: int, scale: float = 192.0, margin: float = 1.0,
+                 freeze: str = "conv"):
+        super().__init__()
+        from .arcface import ArcFaceHead
+        if freeze not in ("conv", "none"):
+            raise ValueError(f"freeze must be 'conv' or 'none', not {freeze!r}")
+        self.encoder = encoder
+        self.encoder.feature_grad_mult = 0.0 if freeze == "conv" else 1.0
+        self.head = ArcFaceHead(encoder.cfg.embed_dim, n_ids, scale=scale, margin=margin)
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, D)`` mean over time of the context."""
+        return self.encoder(x)["x"].mean(1)
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.pooled(x), target)
 
 
 def count_parameters(model: nn.Module) -> int:
