@@ -6,9 +6,11 @@ self-supervised chapters' linear probe (frozen encoder features).
 
 Folds
     :func:`stratified_folds` (record-wise, class proportions kept), :func:`patient_folds` (all
-    records of a patient in one fold), :func:`record_split` (one fixed train/test split, e.g. de
-    Chazal's DS1 → DS2). A fold list is ``[(train_indices, test_indices), …]`` (:data:`Folds`);
-    :func:`check_folds` validates one.
+    records of a patient in one fold), :func:`iterative_stratification` (multi-label, by patient;
+    Sechidis et al. 2011) with :func:`rotation_split` (train / validation / test folds of one
+    round), :func:`record_split` (one fixed train/test split, e.g. de Chazal's DS1 → DS2).
+    A fold list is ``[(train_indices, test_indices), …]`` (:data:`Folds`); :func:`check_folds`
+    validates one.
 Cross-validation
     :func:`cross_validate_features` — a fresh :func:`make_classifier` pipeline (standardisation and
     a linear classifier) fitted on each fold's training part only, out-of-fold predictions pooled
@@ -191,6 +193,122 @@ def check_folds(folds: Folds, n: int, require_partition: bool = True) -> np.ndar
     if not (fold_of >= 0).any():
         raise ValueError("folds: no fold given")
     return fold_of
+
+
+def iterative_stratification(Y, groups=None, k: int = 10, seed: int = 0) -> np.ndarray:
+    """Assign records to ``k`` folds by iterative stratification of multi-label data, by groups.
+
+    Sechidis K, Tsoumakas G, Vlahavas I, "On the stratification of multi-label data", ECML PKDD
+    2011, Algorithm 1, applied to groups (patients) instead of records, as the stratification
+    behind PTB-XL's ``strat_fold`` does (Strodthoff et al. 2021; ``stratify.py`` of
+    UARK-AICV/ECG_SSL_12Lead, ``data_preparation/stratify.py:3-108``). A group's label vector is
+    the sum of its records' (how many of its records carry each label) and its size is its
+    number of records. Then, while groups are left: take the label with the fewest records among
+    the groups left (ties at random), and deal its groups, largest count first, each to the fold
+    that most lacks that label (ties: the fold that most lacks records, then at random),
+    updating every label's and the record count's remaining need of that fold. Groups with no
+    label are dealt last to the folds that most lack records. Each fold wants ``1/k`` of every
+    label's records and of all records.
+
+    Parameters
+    ----------
+    Y: ``(records, labels)`` 0/1 or bool. Extra columns stratify on more than the classes (e.g.
+        a one-hot of each record's source database).
+    groups: ``(records,)`` group (patient) of each record; ``None``: every record is its own group
+        (record-wise folds, for data without patient ids such as the Challenge 2020 headers).
+    k: number of folds (≥ 2).
+    seed: seed of the tie-breaks; the same inputs and seed give the same folds.
+
+    Returns
+    -------
+    ``(records,)`` int fold of each record, ``0 … k-1``; all records of a group share a fold.
+
+    Raises
+    ------
+    ValueError
+        ``Y`` is not 2-D or not 0/1, ``groups`` has another length, ``k < 2``, or there are fewer
+        groups than folds.
+    """
+    Y = np.asarray(Y)
+    if Y.ndim != 2:
+        raise ValueError(f"iterative_stratification: Y must be (records, labels), got shape {Y.shape}")
+    if Y.size and not np.isin(Y, (0, 1)).all():
+        raise ValueError("iterative_stratification: Y must hold 0/1 labels")
+    n = len(Y)
+    if int(k) < 2:
+        raise ValueError(f"iterative_stratification: k must be >= 2, got {k}")
+    if groups is None:
+        group_of = np.arange(n)
+    else:
+        groups = np.asarray(groups)
+        if groups.shape != (n,):
+            raise ValueError(f"iterative_stratification: groups has {groups.shape} entries for {n} records")
+        _, group_of = np.unique(groups, return_inverse=True)
+    n_groups = int(group_of.max()) + 1 if n else 0
+    if n_groups < k:
+        raise ValueError(f"iterative_stratification: {n_groups} groups cannot fill k={k} folds")
+    rng = np.random.default_rng(seed)
+    G = np.zeros((n_groups, Y.shape[1]))
+    np.add.at(G, group_of, Y.astype(float))
+    size = np.bincount(group_of, minlength=n_groups).astype(float)
+    want_records = np.full(k, n / k)
+    want_labels = np.outer(np.full(k, 1.0 / k), G.sum(0))
+    fold_of_group = np.full(n_groups, -1)
+    left = np.ones(n_groups, dtype=bool)
+
+    def pick(candidates: np.ndarray) -> int:
+        return int(candidates[0]) if len(candidates) == 1 else int(rng.choice(candidates))
+
+    while left.any():
+        remaining = G[left].sum(0)
+        if not (remaining > 0).any():
+            break
+        rarest = np.flatnonzero(remaining == remaining[remaining > 0].min())
+        label = pick(rarest)
+        members = rng.permutation(np.flatnonzero(left & (G[:, label] > 0)))
+        members = members[np.argsort(-G[members, label], kind="stable")]
+        for g in members:
+            need = want_labels[:, label]
+            best = np.flatnonzero(need == need.max())
+            if len(best) > 1:
+                best = best[want_records[best] == want_records[best].max()]
+            f = pick(best)
+            fold_of_group[g] = f
+            left[g] = False
+            want_labels[f] -= G[g]
+            want_records[f] -= size[g]
+    for g in rng.permutation(np.flatnonzero(left)):
+        f = pick(np.flatnonzero(want_records == want_records.max()))
+        fold_of_group[g] = f
+        want_records[f] -= size[g]
+    return fold_of_group[group_of]
+
+
+def rotation_split(fold, test_fold: int, val_fold: int | None = None, k: int | None = None) -> dict[str, np.ndarray]:
+    """Training, validation and test indices of one round of ``k``-fold cross-validation.
+
+    ``fold``: ``(records,)`` fold of each record, ``0 … k-1`` (:func:`iterative_stratification`);
+    ``k``: number of folds (default ``fold.max() + 1``).
+    The test part is ``test_fold``, the validation part ``val_fold`` (default ``(test_fold + 1) %
+    k``: always another fold, so that thresholds and epochs are chosen on records the reported
+    score never sees), the training part every other fold.
+
+    Returns ``{"train", "val", "test"}`` sorted index arrays. Raises ``ValueError`` when a fold is
+    out of range, the two folds are equal, or a part is empty.
+    """
+    fold = np.asarray(fold)
+    k = int(fold.max()) + 1 if k is None else int(k)
+    val_fold = (int(test_fold) + 1) % k if val_fold is None else int(val_fold)
+    if not (0 <= int(test_fold) < k and 0 <= val_fold < k):
+        raise ValueError(f"rotation_split: folds {test_fold} / {val_fold} outside 0..{k - 1}")
+    if val_fold == int(test_fold):
+        raise ValueError(f"rotation_split: the validation fold must differ from the test fold ({test_fold})")
+    out = {"train": np.flatnonzero((fold != test_fold) & (fold != val_fold)),
+           "val": np.flatnonzero(fold == val_fold), "test": np.flatnonzero(fold == test_fold)}
+    empty = [name for name, idx in out.items() if not len(idx)]
+    if empty:
+        raise ValueError(f"rotation_split: no records in part(s) {empty} (test fold {test_fold}, val fold {val_fold})")
+    return out
 
 
 # --------------------------------------------------------------------------- cross-validation

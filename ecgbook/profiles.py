@@ -51,7 +51,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                            "ft_lr": 1e-3, "fractions": [0.1, 1.0], "seeds": [0],
                            "curve_methods": ["dino_gate", "random_gate"],
                            "table_methods": ["dino_concat", "dino_time", "dino_spec", "simclr_time", "baseline"],
-                           "n_boot": 50},
+                           "n_boot": 50, "challenge_root": None},
         "primer": {"max_records": 300, "mitdb_records": 4},
         "baseline": {"max_records": 400, "tasks": ["superdiagnostic"], "epochs": 2, "batch_size": 64,
                      "lr": 1e-2, "patience": None, "n_boot": 50, "seeds": [0, 1, 2]},
@@ -78,7 +78,8 @@ PROFILES: dict[str, dict[str, dict]] = {
                            "pretrain_batch": 64, "pretrain_lr": 1e-3, "momentum": 0.97, "simclr": False,
                            "ft_epochs": 5, "ft_batch": 64, "ft_lr": 1e-3, "fractions": [0.01, 0.1, 1.0], "seeds": [0],
                            "curve_methods": ["dino_gate", "random_gate"],
-                           "table_methods": ["dino_time", "dino_spec", "baseline"], "n_boot": 200},
+                           "table_methods": ["dino_time", "dino_spec", "baseline"], "n_boot": 200,
+                           "challenge_root": None},
         "primer": {"max_records": 1000, "mitdb_records": 11},
         "baseline": {"max_records": 1000, "tasks": ["superdiagnostic"], "epochs": 8, "batch_size": 64,
                      "lr": 1e-2, "patience": None, "n_boot": 200, "seeds": [0, 1, 2]},
@@ -107,7 +108,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                            "seeds": [0, 1, 2], "curve_methods": ["dino_gate", "random_gate"],
                            "table_methods": ["dino_time", "random_time", "dino_concat", "dino_spec", "simclr_time",
                                              "baseline"],
-                           "n_boot": 1000},
+                           "n_boot": 1000, "challenge_root": None},
         "primer": {"max_records": None, "mitdb_records": 48},
         # 3 seeds x 2 tasks x 20 epochs: about 20 min on an idle 2-core CPU (measured ~10 s per
         # epoch incl. validation); "all" and the other tasks run in the paper profile.
@@ -141,7 +142,9 @@ PROFILES: dict[str, dict[str, dict]] = {
                            "ft_epochs": 50, "ft_batch": 128, "ft_lr": 1e-3, "fractions": [0.01, 0.1, 1.0],
                            "seeds": [0, 1, 2, 3, 4],
                            "curve_methods": ["dino_gate", "random_gate", "dino_time", "random_time", "simclr_time", "baseline"],
-                           "table_methods": ["dino_concat", "dino_spec", "random_spec"], "n_boot": 1000},
+                           "table_methods": ["dino_concat", "dino_spec", "random_spec"], "n_boot": 1000,
+                           # the Challenge 2020 training folder (all sources): the paper's protocol
+                           "challenge_root": None},
         "primer": {"max_records": None, "mitdb_records": 48},
         "baseline": {"max_records": None,
                      "tasks": ["all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm"],

@@ -193,23 +193,47 @@ class ArrayDataset(Dataset):
         ``transform`` the crops can be cut on the device (:meth:`device_batches`).
     seed:
         Seed of the crops and of the transform's generators.
+    crops_per_record:
+        Items per record and epoch (default 1). With ``k > 1`` the dataset has ``k × records``
+        items, item ``j`` being crop ``j // records`` of record ``j % records``, each crop drawn
+        independently (the official multimodal-SSL fine-tuning's ``sample_items_per_record=5``,
+        ``experiments/run_ensembled.py:74`` of UARK-AICV/ECG_SSL_12Lead). Needs ``crop``.
+    lengths:
+        ``(records,)`` number of valid samples of each record when ``X`` holds records of several
+        lengths zero-padded at the end; crops then start in ``[0, lengths[i] - crop]`` so that
+        they never reach into the padding (a record shorter than ``crop`` is cropped from 0).
+        ``None``: every record fills ``X``. Needs ``crop``.
 
     Raises
     ------
     ValueError
-        ``X`` and ``Y`` differ in length, ``X`` is not 3-D, or ``crop < 1``.
+        ``X`` and ``Y`` differ in length, ``X`` is not 3-D, ``crop < 1``, ``crops_per_record < 1``,
+        ``crops_per_record > 1`` or ``lengths`` without ``crop``, or ``lengths`` of the wrong
+        shape or outside ``[1, samples]``.
     """
 
     def __init__(self, X: np.ndarray, Y: np.ndarray | None = None, transform: Callable | None = None,
-                 seed: int = 0, *, crop: int | None = None):
+                 seed: int = 0, *, crop: int | None = None, crops_per_record: int = 1,
+                 lengths: np.ndarray | None = None):
         if Y is not None and len(X) != len(Y):
             raise ValueError(f"X has {len(X)} records but Y has {len(Y)}")
         if np.ndim(X) != 3:
             raise ValueError(f"ArrayDataset: X must be (records, leads, samples), got shape {np.shape(X)}")
         if crop is not None and int(crop) < 1:
             raise ValueError(f"ArrayDataset: crop must be >= 1 sample, got {crop}")
+        if int(crops_per_record) < 1:
+            raise ValueError(f"ArrayDataset: crops_per_record must be >= 1, got {crops_per_record}")
+        if crop is None and (int(crops_per_record) > 1 or lengths is not None):
+            raise ValueError("ArrayDataset: crops_per_record > 1 and lengths need crop=")
+        if lengths is not None:
+            lengths = np.asarray(lengths, dtype=np.int64)
+            if lengths.shape != (len(X),) or lengths.min(initial=1) < 1 or lengths.max(initial=1) > X.shape[-1]:
+                raise ValueError(f"ArrayDataset: lengths must be ({len(X)},) integers in [1, {X.shape[-1]}], "
+                                 f"got shape {lengths.shape}")
         self.X, self.Y, self.transform, self.seed = X, Y, transform, int(seed)
         self.crop = None if crop is None else int(crop)
+        self.crops_per_record = int(crops_per_record)
+        self.lengths = lengths
         self._device_cache: dict = {}
         self.set_epoch(0)
 
@@ -225,30 +249,37 @@ class ArrayDataset(Dataset):
         self._starts = None
 
     def crop_starts(self, epoch: int | None = None) -> np.ndarray:
-        """``(records,)`` int64 start samples of the random crops of ``epoch`` (default: the current)."""
+        """``(items,)`` int64 start samples of the random crops of ``epoch`` (default: the current);
+        ``items`` = ``crops_per_record × records`` (item ``j`` is a crop of record ``j % records``)."""
         epoch = self.epoch if epoch is None else int(epoch)
         if epoch == self.epoch and self._starts is not None:
             return self._starts
-        samples = self.X.shape[-1]
-        high = max(samples - (self.crop or samples), 0) + 1
-        starts = np.random.default_rng((self.seed, epoch, 0x5EED)).integers(0, high, size=len(self.X))
+        rng = np.random.default_rng((self.seed, epoch, 0x5EED))
+        if self.lengths is None:
+            samples = self.X.shape[-1]
+            high = max(samples - (self.crop or samples), 0) + 1
+            starts = rng.integers(0, high, size=len(self))
+        else:
+            high = np.maximum(self.lengths - self.crop, 0) + 1
+            starts = rng.integers(0, np.tile(high, self.crops_per_record))
         if epoch == self.epoch:
             self._starts = starts
         return starts
 
     def __len__(self) -> int:
-        return len(self.X)
+        return len(self.X) * self.crops_per_record
 
     def __getitem__(self, i: int):
+        j, i = int(i), int(i) % len(self.X)  # item j is a crop of record i
         x = np.asarray(self.X[i], dtype=np.float32)
         if self.crop is not None:
             if x.shape[-1] < self.crop:
                 x = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, self.crop - x.shape[-1])])
             else:
-                s = int(self.crop_starts()[i])
+                s = int(self.crop_starts()[j])
                 x = x[..., s:s + self.crop]
         if self.transform is not None:
-            x = self.transform(x, np.random.default_rng((self.seed, self.epoch, int(i))))
+            x = self.transform(x, np.random.default_rng((self.seed, self.epoch, j)))
         x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         if self.Y is None:
             return x
@@ -308,13 +339,14 @@ class ArrayDataset(Dataset):
         offsets = torch.arange(length, device=device)
         order = order.to(device)
         for lo in range(0, stop, batch_size):
-            idx = order[lo:lo + batch_size]
+            item = order[lo:lo + batch_size]
+            idx = item % len(X) if self.crops_per_record > 1 else item  # the items' records
             if self.crop is None or X.shape[-1] == length:
                 x = X[idx]
             elif gather == "slice":  # slicing per record is the fastest copy on a CPU
-                x = torch.stack([X[i, :, s:s + length] for i, s in zip(idx.tolist(), starts[idx].tolist())])
+                x = torch.stack([X[i, :, s:s + length] for i, s in zip(idx.tolist(), starts[item].tolist())])
             else:  # one gather kernel on the GPU, no host synchronisation
-                cols = (starts[idx][:, None, None] + offsets[None, None, :]).expand(len(idx), X.shape[1], length)
+                cols = (starts[item][:, None, None] + offsets[None, None, :]).expand(len(idx), X.shape[1], length)
                 x = torch.gather(X[idx], 2, cols)
             yield x if Y is None else (x, Y[idx])
 
@@ -350,7 +382,8 @@ def window_starts(samples: int, window: int | None, stride: int | None = None) -
 @torch.no_grad()
 def predict(model: nn.Module, X: np.ndarray, *, window: int | None = None, stride: int | None = None,
             aggregate: str = "max", batch_size: int = 256, device: torch.device | str | None = None,
-            select: Callable | None = None, amp: bool | None = None) -> np.ndarray:
+            select: Callable | None = None, amp: bool | None = None,
+            lengths: np.ndarray | None = None) -> np.ndarray:
     """Sigmoid scores of ``model`` for records ``X`` ``(records, leads, samples)`` → ``(records, classes)``.
 
     With ``window`` (samples), each record is cut into windows of that length every ``stride``
@@ -363,11 +396,20 @@ def predict(model: nn.Module, X: np.ndarray, *, window: int | None = None, strid
     turns it off; sigmoid and aggregation run in float32.
     ``select(output) -> logits`` picks the logits from the model's output (default :func:`logits_of`;
     e.g. one head of a two-head model).
+    ``lengths`` ``(records,)``: valid samples of each record when ``X`` holds zero-padded records of
+    several lengths; only the windows that end inside the record are aggregated (the first
+    window always counts), as the official multimodal-SSL evaluation drops a record's last chunk
+    when it is shorter than the window (``utils/base_dataloader.py:160-168`` of
+    UARK-AICV/ECG_SSL_12Lead). ``None``: every window of ``X`` counts.
 
-    Raises ``ValueError`` for an unknown ``aggregate``.
+    Raises ``ValueError`` for an unknown ``aggregate`` or ``lengths`` of the wrong shape.
     """
     if aggregate not in ("max", "mean"):
         raise ValueError(f"predict: aggregate must be 'max' or 'mean', got {aggregate!r}")
+    if lengths is not None:
+        lengths = np.asarray(lengths, dtype=np.int64)
+        if lengths.shape != (len(X),):
+            raise ValueError(f"predict: lengths must have shape ({len(X)},), got {lengths.shape}")
     select = select or logits_of
     device = pick_device(device)
     model.eval().to(device)
@@ -389,7 +431,17 @@ def predict(model: nn.Module, X: np.ndarray, *, window: int | None = None, strid
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
             logits = select(model(windows))
         scores = torch.sigmoid(logits.float()).reshape(b, len(starts), -1)
-        out.append(scores.amax(1) if aggregate == "max" else scores.mean(1))
+        if lengths is None:
+            out.append(scores.amax(1) if aggregate == "max" else scores.mean(1))
+            continue
+        ends = torch.as_tensor(starts, device=device) + window  # (windows,)
+        keep = ends[None, :] <= torch.as_tensor(lengths[lo:lo + batch_size], device=device)[:, None]
+        keep[:, 0] = True  # (b, windows)
+        if aggregate == "max":
+            out.append(scores.masked_fill(~keep[..., None], -math.inf).amax(1))
+        else:
+            w = keep[..., None].float()
+            out.append((scores * w).sum(1) / w.sum(1))
     return torch.cat(out).cpu().numpy()
 
 

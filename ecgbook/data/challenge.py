@@ -586,3 +586,159 @@ def read_cpsc2018(folder: str | Path, *, fs: float = 100.0, seconds: float = 10.
     Y = np.stack([cpsc2018_labels(dx) for dx in data.dx]).astype(np.uint8)
     keep = Y.any(axis=1)
     return data.array()[keep], Y[keep], [n for n, k in zip(data.names, keep) if k]
+
+
+# --------------------------------------------------------------------------- Challenge 2020 dataset
+
+
+@dataclass
+class Challenge2020Data:
+    """The Challenge 2020 training records as a multi-label dataset over the scored classes.
+
+    Attributes
+    ----------
+    X: ``(records, 12, samples)`` float32 signals in mV at ``fs`` Hz, leads in
+        :data:`~ecgbook.data.records.STANDARD_LEADS` order, each record's first ``samples``
+        samples, zero-padded at the end when shorter.
+    lengths: ``(records,)`` int, valid (unpadded) samples of each record, ``≤ samples``.
+    Y: ``(records, n_classes)`` uint8 multi-hot of the scored classes (``classes`` order).
+    classes: scored classes (``ScoringTables.classes``; 2020: 24, equivalent codes merged as
+        ``"code1|code2"``).
+    abbreviations: ``(n_classes,)`` class abbreviations (``"CRBBB|RBBB"``).
+    names: ``(records,)`` record names (``A0001``, ``HR00001``, …).
+    sources: ``(records,)`` source folder of each record, relative to the folder read.
+    groups: ``(records,)`` patient group of each record: ``"patient:<id>"`` where a patient id is
+        known (``patient_ids``), else ``"record:<source>/<name>"`` — each record its own group,
+        since the Challenge 2020 headers carry no patient id (not even for the PTB-XL source).
+    fs: sampling frequency of ``X`` in Hz.
+    tables: the :class:`ScoringTables` of the labels.
+    dropped: ``{reason: [record paths]}`` of the records left out (no scored class, non-finite
+        samples).
+    """
+
+    X: np.ndarray
+    lengths: np.ndarray
+    Y: np.ndarray
+    classes: list[str]
+    abbreviations: list[str]
+    names: list[str]
+    sources: list[str]
+    groups: np.ndarray
+    fs: float
+    tables: ScoringTables
+    dropped: dict[str, list[str]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def source_onehot(self) -> np.ndarray:
+        """``(records, n_sources)`` uint8 one-hot of the source folders (sorted by name), e.g. to
+        stratify folds by source as well as by class."""
+        names = sorted(set(self.sources))
+        index = {s: i for i, s in enumerate(names)}
+        out = np.zeros((len(self.sources), len(names)), dtype=np.uint8)
+        out[np.arange(len(self.sources)), [index[s] for s in self.sources]] = 1
+        return out
+
+
+def ptbxl_patient_ids(meta: pd.DataFrame) -> dict[str, str]:
+    """Patient ids of the Challenge 2020 PTB-XL source (``HR00001`` …), from PTB-XL's own table.
+
+    The Challenge headers of the PTB-XL source carry no patient id. Record ``HR<n>`` is PTB-XL's
+    ``ecg_id`` ``n`` (checked on the sample records ``HR00001``–``HR00010``: age and sex agree
+    with ``ptbxl_database.csv``), so PTB-XL's ``patient_id`` groups them.
+
+    ``meta``: ``ptbxl_database.csv`` indexed by ``ecg_id`` (:attr:`ecgbook.data.ptbxl.PTBXL.meta`),
+    with a ``patient_id`` column. Returns ``{"HR00001": "ptbxl-15709", …}`` for the rows that have
+    a patient id. Raises ``ValueError`` when the column is missing.
+    """
+    if "patient_id" not in meta.columns:
+        raise ValueError(f"ptbxl_patient_ids: no 'patient_id' column among {list(meta.columns)[:8]}…")
+    ids = meta["patient_id"].dropna()
+    return {f"HR{int(ecg_id):05d}": f"ptbxl-{int(pid)}" for ecg_id, pid in ids.items()}
+
+
+def load_challenge2020(root: str | Path, tables: ScoringTables | None = None, *, fs: float = 100.0,
+                       seconds: float = 10.0, patient_ids: dict[str, str] | None = None,
+                       max_records: int | None = None) -> Challenge2020Data:
+    """Read a Challenge 2020 (or 2021) training folder, every source under it, as a dataset over
+    the Challenge 2020 scored classes.
+
+    Each record (:func:`read_challenge_record`, the 12 standard leads) is resampled to ``fs`` Hz
+    (:func:`ecgbook.signal.resample`), its first ``seconds`` s kept (zero-padded when shorter, its
+    valid length kept in ``lengths``), and labelled with the scored classes of ``tables``
+    (default: 2020, 24 classes after merging the equivalent codes 713427006/59118001,
+    284470004/63593006, 427172004/17338001, as the official ``run_ensembled.py:43`` of
+    UARK-AICV/ECG_SSL_12Lead does). As the official extraction does
+    (``data_preparation/data_extraction_without_preprocessing.py:51-53, 76-78``), records with
+    none of the scored classes and records with non-finite samples are left out (listed in
+    ``dropped``); unlike it, every lead is kept (its ``:85`` copies lead I into all twelve).
+
+    Parameters
+    ----------
+    root: the Challenge ``training/`` folder, or any folder of Challenge-format records (read
+        recursively).
+    tables: scoring tables (default ``load_scoring_tables(2020)``).
+    fs: target sampling frequency in Hz (official: 100, ``data_extraction…py:15``).
+    seconds: record length kept, in s. Most sources hold 10-s records; CPSC2018 holds 6–60 s,
+        PTB and St Petersburg longer ones, of which only the first ``seconds`` are kept.
+    patient_ids: ``{record name: patient id}`` where known (e.g. :func:`ptbxl_patient_ids`); the
+        other records are each their own group (the Challenge headers carry no patient id).
+    max_records: read only the first ``max_records`` headers in path order (a quick look).
+
+    Returns
+    -------
+    :class:`Challenge2020Data`.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``root`` is not a directory, holds no ``.hea`` file, or no record has a scored class.
+    ChallengeFormatError, RecordError
+        From :func:`read_challenge_record`, naming the faulty file.
+    ValueError
+        ``fs`` or ``seconds`` not positive.
+    """
+    from .records import STANDARD_LEADS
+
+    if not fs > 0 or not seconds > 0:
+        raise ValueError(f"load_challenge2020: fs ({fs}) and seconds ({seconds}) must be positive")
+    root = Path(root)
+    headers = list_records(root)
+    if not headers:
+        raise FileNotFoundError(f"{root}: no Challenge records (.hea files) found")
+    if max_records is not None:
+        headers = headers[:int(max_records)]
+    tables = tables or load_scoring_tables(2020)
+    patient_ids = patient_ids or {}
+    samples = int(round(seconds * fs))
+    X = np.zeros((len(headers), len(STANDARD_LEADS), samples), dtype=np.float32)
+    lengths, hots, names, sources, groups = [], [], [], [], []
+    dropped: dict[str, list[str]] = {"no scored class": [], "non-finite samples": []}
+    for header in tqdm(headers, desc=root.name, unit="record", disable=not config.progress_enabled()):
+        record, meta = read_challenge_record(header, leads=STANDARD_LEADS)
+        hot = labels_to_multihot(meta.dx, tables)
+        if not hot.any():
+            dropped["no scored class"].append(str(meta.path))
+            continue
+        if not np.isfinite(record.signal).all():
+            dropped["non-finite samples"].append(str(meta.path))
+            continue
+        signal = resample(record.signal, record.fs, fs).astype(np.float32, copy=False)
+        n = min(signal.shape[1], samples)
+        X[len(names), :, :n] = signal[:, :n]
+        source = str(header.parent.relative_to(root)) if header.parent != root else root.name
+        lengths.append(n)
+        hots.append(hot)
+        names.append(meta.name)
+        sources.append(source)
+        pid = patient_ids.get(meta.name)
+        groups.append(f"patient:{pid}" if pid is not None else f"record:{source}/{meta.name}")
+    if not names:
+        raise FileNotFoundError(f"{root}: none of the {len(headers)} records has a scored "
+                                f"Challenge {tables.year} class")
+    return Challenge2020Data(X=X[:len(names)], lengths=np.asarray(lengths, dtype=np.int64),
+                             Y=np.stack(hots).astype(np.uint8), classes=list(tables.classes),
+                             abbreviations=list(tables.abbreviations), names=names, sources=sources,
+                             groups=np.asarray(groups), fs=float(fs), tables=tables,
+                             dropped={k: v for k, v in dropped.items() if v})
