@@ -16,6 +16,10 @@ check_symmetric_kl         ``fn(logits_a, logits_b, T) -> scalar``     ``mrmnet.
 check_window_aggregation   ``fn(model, X, window, stride) -> scores``  ``protocol.window_scorer``
 check_spectrogram_shape    ``fn(n, fs, nperseg, noverlap, fmax)``      ``signal.spectrogram``
 check_shared_patients      ``fn(folds, patients) -> share``            pooled share of leaking tests
+check_cmsc_positives       ``fn(ids, segment) -> P``                   ``lead_agnostic_ssl.cmsc_positives``
+check_zero_fill            ``fn(x, leads) -> (..., 12, samples)``      ``lead_agnostic_ssl.zero_fill``
+check_dino_loss            ``fn(s, t, c, tau_s, tau_t, n_global)``     ``ssl.DINOLoss``
+check_gate_fusion          ``fn(h_t, h_s, weight, bias) -> (h, g)``    ``fusion.FusionClassifier.fuse``
 ========================== =========================================== ==============================
 """
 from __future__ import annotations
@@ -402,3 +406,244 @@ def check_shared_patients(fn: Callable, k: int = 5) -> bool:
                                         f"expected {want:.4f}")
     return _report(name, True, "matches on segment-level, patient-wise and DS1 → DS2 splits of "
                                f"{len(records):,} real MIT-BIH beats")
+
+
+# --------------------------------------------------------------------------------------- CMSC
+
+def _cmsc_cases():
+    """Batches laid out as in pre-training: ``(label, ids, segment, names)``, one name per id code."""
+    import pandas as pd
+
+    ids_ptb = [f"ptbxl:{i}" for i in _ptbxl().available[:6]]
+    # MIT-BIH DS1 records are 30 min long: the corpus cuts several 10-s pairs from each
+    pairs = ids_ptb + ["mitdb:101"] * 3 + ["mitdb:106"] * 2
+    order = np.random.default_rng(0).permutation(len(pairs))
+    pairs = [pairs[i] for i in order]
+    codes, names = pd.factorize(np.array(pairs))
+    seg_ids = np.repeat(codes, 2).astype(np.int64)           # segments 2i and 2i + 1 of pair i
+    position = np.tile([0, 1], len(pairs)).astype(np.int64)
+    shuffle = np.random.default_rng(1).permutation(len(seg_ids))
+    hand = np.array([4, 4, 4, 4, 7, 7]), np.array([0, 1, 0, 1, 0, 1])
+    return [("two pairs of one recording (ids [4, 4, 4, 4, 7, 7], segment [0, 1, 0, 1, 0, 1])",
+             hand[0], hand[1], None),
+            (f"a batch of {len(pairs)} pairs (6 PTB-XL records, MIT-BIH 101 ×3, 106 ×2)",
+             seg_ids, position, list(names)),
+            (f"the same {len(seg_ids)} segments in shuffled order", seg_ids[shuffle], position[shuffle],
+             list(names)),
+            ("one pair per recording", np.repeat(np.arange(5), 2), np.tile([0, 1], 5), None)]
+
+
+def check_cmsc_positives(fn: Callable) -> bool:
+    """Check ``fn(ids, segment) -> P``: the positive mask of the CMSC loss.
+
+    ``ids``, ``segment``: ``(N,)`` int64 NumPy arrays, the recording id and the position (0: first,
+    1: second 5-s segment of its pair) of each segment of a batch. ``P``: ``(N₀, N₁)`` bool, rows
+    the position-0 segments and columns the position-1 segments in batch order, ``P[i, j]`` true
+    when they share an id. Compared with :func:`ecgbook.lead_agnostic_ssl.cmsc_positives` on a
+    hand-made batch (two pairs of one recording), on a batch of pre-training pairs with the corpus'
+    recording ids (the first PTB-XL records of the mirror, one pair each, and several pairs of
+    MIT-BIH DS1 records 101 and 106), on its segments shuffled, and on one pair per recording.
+    """
+    from .lead_agnostic_ssl import cmsc_positives
+
+    name = "check_cmsc_positives"
+    cases = _cmsc_cases()
+    for label, ids, segment, names in cases:
+        want = np.asarray(cmsc_positives(ids, segment))
+        ok, got = _call(name, fn, ids.copy(), segment.copy())
+        if not ok:
+            return _report(name, False, got)
+        if hasattr(got, "detach"):
+            got = got.detach().cpu().numpy()
+        got = np.asarray(got)
+        if got.shape != want.shape:
+            return _report(name, False, f"{label}: shape {got.shape}, expected {want.shape} "
+                                        f"(segments at position 0, segments at position 1)")
+        if got.dtype != bool and not np.isin(got, (0, 1)).all():
+            return _report(name, False, f"{label}: expected a boolean matrix, got values {np.unique(got)[:5]}")
+        bad = np.argwhere(got.astype(bool) != want)
+        if len(bad):
+            i, j = (int(v) for v in bad[0])
+            a, b = ids[segment == 0][i], ids[segment == 1][j]
+            a, b = (names[a], names[b]) if names is not None else (f"id {a}", f"id {b}")
+            return _report(name, False, f"{label}: P[{i}, {j}] (first segment of {a}, second segment "
+                                        f"of {b}) is {bool(got[i, j])}, expected {bool(want[i, j])}")
+    return _report(name, True, f"positive masks match on {len(cases)} batches, incl. several pairs of "
+                               "one recording and shuffled segments")
+
+
+# --------------------------------------------------------------------------------------- zero-fill
+
+def check_zero_fill(fn: Callable) -> bool:
+    """Check ``fn(x, leads) -> filled``: place a lead subset into the 12-lead layout.
+
+    ``x``: ``(..., len(leads), samples)`` float32 mV; ``leads``: lead names in the order of ``x``'s
+    rows; ``filled``: ``(..., 12, samples)`` with lead ``leads[i]`` at its row of I, II, III, aVR,
+    aVL, aVF, V1–V6 and zeros elsewhere. Compared (within 1e-6 mV) with
+    :func:`ecgbook.lead_agnostic_ssl.zero_fill` on the lead subsets of the chapter taken from a
+    real PTB-XL record (100 Hz), on leads given out of layout order, on eight records at once, and
+    on 10 s of MIT-BIH record 100 (MLII placed as II, and V5).
+    """
+    from .lead_agnostic_ssl import LEAD_SUBSETS, zero_fill
+
+    name = "check_zero_fill"
+    ids, X, leads, _ = _ptbxl_signals()
+    X = X.astype(np.float32)
+    rows = {lead: k for k, lead in enumerate(leads)}
+    cases = [(f"PTB-XL record {ids[0]}, leads {', '.join(sub)}", X[0, [rows[l] for l in sub]], list(sub))
+             for n, sub in sorted(LEAD_SUBSETS.items()) if n < 12]
+    cases.append((f"PTB-XL record {ids[1]}, leads V2, I (out of layout order)", X[1, [rows["V2"], rows["I"]]],
+                  ["V2", "I"]))
+    sub = LEAD_SUBSETS[3]
+    cases.append((f"{len(ids)} PTB-XL records at once, leads {', '.join(sub)}", X[:, [rows[l] for l in sub]],
+                  list(sub)))
+    rec = _mitdb().read("100")
+    cases.append(("MIT-BIH 100, 10 s, MLII as II and V5", rec.signal[:, :3600].astype(np.float32), ["II", "V5"]))
+    for label, x, sub in cases:
+        want = zero_fill(x, sub)
+        ok, got = _call(name, fn, x.copy(), list(sub))
+        if not ok:
+            return _report(name, False, got)
+        if hasattr(got, "detach"):
+            got = got.detach().cpu().numpy()
+        got = np.asarray(got, dtype=float)
+        if got.shape != want.shape:
+            return _report(name, False, f"{label}: shape {got.shape}, expected {want.shape}")
+        diff = _first_difference(want.astype(float), got, atol=1e-6)
+        if diff:
+            idx, e, v = diff
+            lead = leads[idx[-2]]
+            where = "absent, must be 0" if lead not in sub else f"input row {sub.index(lead)}"
+            return _report(name, False, f"{label}: lead {lead} ({where}), sample {idx[-1]}: expected "
+                                        f"{e:.4f} mV, got {v:.4f} mV")
+    return _report(name, True, f"12-lead layouts match on {len(cases)} cases of real PTB-XL and MIT-BIH signal")
+
+
+# --------------------------------------------------------------------------------------- DINO
+
+def check_dino_loss(fn: Callable) -> bool:
+    """Check ``fn(student_out, teacher_out, center, tau_s, tau_t, n_global) -> scalar``: DINO's loss.
+
+    ``student_out``: ``(n_views × B, K)``, views stacked in order, the first ``n_global`` being
+    the global views the teacher saw; ``teacher_out``: ``(n_global × B, K)``; ``center``: ``(1, K)``.
+    The cross-entropy between ``softmax((t_g − c) / tau_t)`` and ``log_softmax(s_v / tau_s)``,
+    averaged over the windows and over every pair of a global view ``g`` and a different view
+    ``v``. Compared with :class:`ecgbook.ssl.DINOLoss` (centre not updated; relative 1e-5) on
+    seeded random outputs with 2 + 3 and 2 + 8 views, 2 global views only, a non-zero centre, the
+    teacher temperature 0.07, and hand-made outputs (a confident teacher; a centre equal to the
+    teacher's output). Arguments are passed by position, in that order.
+    """
+    import torch
+
+    from .ssl import DINOLoss
+
+    name = "check_dino_loss"
+    g = torch.Generator().manual_seed(0)
+    B, K = 4, 16
+    s5, t2 = torch.randn(5 * B, K, generator=g), torch.randn(2 * B, K, generator=g)
+    s10, t10 = torch.randn(10 * 3, 64, generator=g) * 2, torch.randn(2 * 3, 64, generator=g) * 2
+    zero16, zero64 = torch.zeros(1, K), torch.zeros(1, 64)
+    centre = torch.randn(1, K, generator=g)
+    confident = torch.zeros(2 * B, K)
+    confident[torch.arange(2 * B), torch.arange(2 * B) % K] = 1.0
+    cases = [("random, 2 global + 3 local views, zero centre", s5, t2, zero16, 0.1, 0.04, 2),
+             ("random, 2 global + 3 local views, non-zero centre", s5, t2, centre, 0.1, 0.04, 2),
+             ("random, 2 global views only", s5[:2 * B], t2, centre, 0.1, 0.04, 2),
+             ("random, 2 global + 8 local views, K = 64, tau_t = 0.07", s10, t10, zero64, 0.1, 0.07, 2),
+             ("confident teacher (one-hot outputs)", s5, confident, zero16, 0.1, 0.04, 2),
+             ("centre equal to the teacher's output", s5, t2[:1].expand(2 * B, K).clone(), t2[:1].clone(),
+              0.1, 0.04, 2)]
+    for label, s, t, c, tau_s, tau_t, n_global in cases:
+        ref = DINOLoss(s.shape[1], n_global, student_temp=tau_s)
+        ref.center.copy_(c)
+        want = float(ref(s, t, tau_t, update_center=False)[0])
+        ok, got = _call(name, fn, s.clone(), t.clone(), c.clone(), tau_s, tau_t, n_global)
+        if not ok:
+            return _report(name, False, got)
+        try:
+            value = float(got)
+        except (TypeError, ValueError, RuntimeError):
+            return _report(name, False, f"{label}: expected a scalar, got {type(got).__name__} "
+                                        f"{tuple(getattr(got, 'shape', ()))}")
+        if not np.isclose(value, want, rtol=1e-5, atol=1e-6):
+            return _report(name, False, f"{label} (student {tuple(s.shape)}, teacher {tuple(t.shape)}): "
+                                        f"got {value:.6g}, expected {want:.6g}")
+    return _report(name, True, f"matches ecgbook.ssl.DINOLoss on {len(cases)} cases (local views or none, "
+                               "centred, other temperatures, hand-made outputs)")
+
+
+# --------------------------------------------------------------------------------------- gate
+
+def _fixed_encoder(h):
+    """A module that ignores its input and returns the features ``h`` (with ``out_features``)."""
+    from torch import nn
+
+    class Fixed(nn.Module):
+        out_features = h.shape[1]
+
+        def forward(self, x):
+            return h
+
+    return Fixed()
+
+
+def check_gate_fusion(fn: Callable) -> bool:
+    """Check ``fn(h_t, h_s, weight, bias) -> (h, g)``: the gate that fuses the two modalities.
+
+    ``h_t`` ``(B, d_t)`` and ``h_s`` ``(B, d_s)``: time-series and spectrogram features;
+    ``weight`` ``(2, d_t + d_s)`` and ``bias`` ``(2,)``: the gate's linear layer. Return the gate
+    weights ``g = softmax(weight [h_t; h_s] + bias)`` ``(B, 2)``, each row summing to 1, and the
+    fused features ``h = [g₀ h_t ; g₁ h_s]`` ``(B, d_t + d_s)``. Compared (within 1e-5) with
+    :meth:`ecgbook.models.fusion.FusionClassifier.fuse` — the package's own gate, given these
+    features and weights — on seeded random features of unequal widths, a zero gate (both weights
+    ½), a bias that favours one modality, and large weights (gates near 0 and 1).
+    """
+    import torch
+
+    from .models.fusion import FusionClassifier, Spectrogram
+
+    name = "check_gate_fusion"
+    g = torch.Generator().manual_seed(0)
+    B, d_t, d_s = 8, 32, 48
+    h_t, h_s = torch.randn(B, d_t, generator=g), torch.randn(B, d_s, generator=g)
+    W, b = torch.randn(2, d_t + d_s, generator=g) * 0.2, torch.randn(2, generator=g)
+    cases = [("random features (8, 32) and (8, 48)", h_t, h_s, W, b),
+             ("zero gate (weight 0, bias 0)", h_t, h_s, torch.zeros_like(W), torch.zeros(2)),
+             ("bias (2, -2), weight 0", h_t, h_s, torch.zeros_like(W), torch.tensor([2.0, -2.0])),
+             ("large weights (gates near 0 and 1)", h_t, h_s, W * 20, b)]
+    for label, a, s, w, bias in cases:
+        model = FusionClassifier(_fixed_encoder(a), _fixed_encoder(s), Spectrogram(), n_classes=2)
+        with torch.no_grad():
+            model.gate_fc.weight.copy_(w)
+            model.gate_fc.bias.copy_(bias)
+            want_h, want_g = (v.numpy().astype(float) for v in model.fuse(torch.zeros(B, 12, 250)))
+        ok, got = _call(name, fn, a.clone(), s.clone(), w.clone(), bias.clone())
+        if not ok:
+            return _report(name, False, got)
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            return _report(name, False, f"{label}: return (h, g), got {type(got).__name__}")
+        try:
+            h, gate = (np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v, dtype=float)
+                       for v in got)
+        except (TypeError, ValueError) as exc:
+            return _report(name, False, f"{label}: h and g must be arrays or tensors ({exc})")
+        if gate.shape != want_g.shape:
+            return _report(name, False, f"{label}: g has shape {gate.shape}, expected {want_g.shape} (windows, 2)")
+        sums = gate.sum(1)
+        if not np.allclose(sums, 1.0, atol=1e-5):
+            i = int(np.argmax(np.abs(sums - 1.0)))
+            return _report(name, False, f"{label}: the gate weights of window {i} sum to {sums[i]:.5f}, not 1")
+        diff = _first_difference(want_g, gate, atol=1e-5)
+        if diff:
+            (i, k), e, v = diff
+            return _report(name, False, f"{label}: g[{i}, {k}] ({('time series', 'spectrogram')[k]}) is "
+                                        f"{v:.5f}, expected {e:.5f}")
+        if h.shape != want_h.shape:
+            return _report(name, False, f"{label}: h has shape {h.shape}, expected {want_h.shape}")
+        diff = _first_difference(want_h, h, atol=1e-5)
+        if diff:
+            (i, j), e, v = diff
+            part = f"time-series feature {j}" if j < a.shape[1] else f"spectrogram feature {j - a.shape[1]}"
+            return _report(name, False, f"{label}: h[{i}, {j}] ({part}) is {v:.5f}, expected {e:.5f}")
+    return _report(name, True, f"g and h match FusionClassifier.fuse on {len(cases)} cases "
+                               "(random, zero, biased and saturated gates)")

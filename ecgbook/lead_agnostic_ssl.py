@@ -14,7 +14,7 @@ The pieces, each tested in ``tests/test_lead_agnostic_ssl.py``:
   :func:`draw_randomness` — so a step depends on the samples, not on how a batch is split over
   processes;
 * objectives: :func:`wav2vec2_loss` (contrastive + 0.1 diversity + 10 feature penalty),
-  :func:`cmsc_loss` (positives from ids), :func:`pretrain_loss` (their sum, DDP-aware);
+  :func:`cmsc_loss` (positives from ids, :func:`cmsc_positives`), :func:`pretrain_loss` (their sum, DDP-aware);
 * the mixed-lead corpus :func:`build_corpus` (PTB-XL folds 1-8, CinC 2017, MIT-BIH DS1) and the
   pre-training loop :func:`pretrain`;
 * downstream: :func:`embed`, the shared :func:`ecgbook.ssl.linear_probe` and label fractions,
@@ -198,6 +198,22 @@ def wav2vec2_loss(out: dict, diversity_weight: float = 0.1, penalty_weight: floa
             "prob_perplexity": prob_ppl.detach(), "code_perplexity": code_ppl, "accuracy": accuracy}
 
 
+def cmsc_positives(ids, segment):
+    """CMSC's positive mask: ``P[i, j]`` is true when the ``i``-th first segment and the ``j``-th
+    second segment of a batch carry the same id.
+
+    ``ids`` and ``segment`` ``(N,)`` (NumPy arrays or torch tensors): the identity (recording, or
+    patient for the ablation) and position (0: first 5 s of a pair, 1: next 5 s) of each segment.
+    Returns ``(N₀, N₁)`` bool, rows the segments with position 0 and columns those with position 1,
+    each in batch order. Built from the ids, never from positions in the batch: two pairs cut from
+    one recording are positives of each other.
+    """
+    if not isinstance(ids, torch.Tensor):
+        ids, segment = np.asarray(ids), np.asarray(segment)
+    first, second = segment == 0, segment == 1
+    return ids[first][:, None] == ids[second][None, :]
+
+
 def cmsc_loss(z: torch.Tensor, ids: torch.Tensor, segment: torch.Tensor, temp: float = 0.1,
               eps: float = 1e-8) -> torch.Tensor:
     """Contrastive multi-segment coding (CMSC; Kiyasseh et al., ICML 2021), as in fairseq-signals.
@@ -218,7 +234,7 @@ def cmsc_loss(z: torch.Tensor, ids: torch.Tensor, segment: torch.Tensor, temp: f
         raise ValueError("cmsc_loss needs segments of both positions (segment 0 and 1)")
     a, b = z[first], z[second]
     sim = a @ b.T / temp
-    pos = ids[first][:, None] == ids[second][None, :]
+    pos = cmsc_positives(ids, segment)
     loss_rows = -sim.log_softmax(-1)[pos].mean()
     loss_cols = -sim.T.log_softmax(-1)[pos.T].mean()
     return 0.5 * loss_rows + 0.5 * loss_cols

@@ -182,3 +182,120 @@ def test_shared_patients(capsys):
     assert "segment-level" in capsys.readouterr().out
     assert not exercises.check_shared_patients(of_training)
     assert "DS1 → DS2" in capsys.readouterr().out
+
+
+def test_cmsc_positives(capsys):
+    def right(ids, segment):
+        return ids[segment == 0][:, None] == ids[segment == 1][None, :]
+
+    def by_position(ids, segment):  # pair i's own segments only: misses two pairs of one recording
+        return np.eye(int((segment == 0).sum()), int((segment == 1).sum()), dtype=bool)
+
+    def interleaved(ids, segment):  # assumes segments 2i, 2i + 1 are a pair, whatever `segment` says
+        return ids[0::2][:, None] == ids[1::2][None, :]
+
+    assert exercises.check_cmsc_positives(right)
+    assert capsys.readouterr().out.startswith("PASS check_cmsc_positives")
+    assert not exercises.check_cmsc_positives(by_position)
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL") and "two pairs of one recording" in out and "P[0, 1]" in out
+    assert not exercises.check_cmsc_positives(interleaved)
+    assert "shuffled order" in capsys.readouterr().out
+    assert not exercises.check_cmsc_positives(lambda ids, segment: ids[:, None] == ids[None, :])
+    assert "shape" in capsys.readouterr().out
+
+
+def test_cmsc_cases_have_repeated_recordings():
+    _, ids, segment, names = exercises._cmsc_cases()[1]
+    counts = np.bincount(ids[segment == 0])
+    assert counts.max() == 3 and (counts == 1).sum() == 6
+    assert any(n.startswith("ptbxl:") for n in names) and "mitdb:101" in names
+
+
+def test_zero_fill(capsys):
+    layout = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+
+    def right(x, leads):
+        out = np.zeros(x.shape[:-2] + (12, x.shape[-1]), np.float32)
+        out[..., [layout.index(l) for l in leads], :] = x
+        return out
+
+    def first_rows(x, leads):  # puts the leads in the first rows, ignoring their names
+        out = np.zeros(x.shape[:-2] + (12, x.shape[-1]), np.float32)
+        out[..., :len(leads), :] = x
+        return out
+
+    def sorted_leads(x, leads):  # places each lead at the position of its rank in the layout
+        order = sorted(leads, key=layout.index)
+        return right(x, order)
+
+    assert exercises.check_zero_fill(right)
+    assert capsys.readouterr().out.startswith("PASS check_zero_fill")
+    assert not exercises.check_zero_fill(first_rows)
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL") and "leads I, II" in out and "must be 0" in out
+    assert not exercises.check_zero_fill(sorted_leads)
+    assert "out of layout order" in capsys.readouterr().out
+    assert not exercises.check_zero_fill(lambda x, leads: x)
+    assert "shape" in capsys.readouterr().out
+
+
+def test_dino_loss(capsys):
+    def right(s, t, center, tau_s, tau_t, n_global):
+        n_views = s.shape[0] // (t.shape[0] // n_global)
+        q = torch.softmax((t - center) / tau_t, -1).chunk(n_global)
+        logp = torch.log_softmax(s / tau_s, -1).chunk(n_views)
+        terms = [-(q[g] * logp[v]).sum(-1).mean() for g in range(n_global) for v in range(n_views) if v != g]
+        return sum(terms) / len(terms)
+
+    def no_centre(s, t, center, tau_s, tau_t, n_global):
+        return right(s, t, torch.zeros_like(center), tau_s, tau_t, n_global)
+
+    def same_view_too(s, t, center, tau_s, tau_t, n_global):  # also pairs a global view with itself
+        n_views = s.shape[0] // (t.shape[0] // n_global)
+        q = torch.softmax((t - center) / tau_t, -1).chunk(n_global)
+        logp = torch.log_softmax(s / tau_s, -1).chunk(n_views)
+        terms = [-(q[g] * logp[v]).sum(-1).mean() for g in range(n_global) for v in range(n_views)]
+        return sum(terms) / len(terms)
+
+    def fixed_teacher_temp(s, t, center, tau_s, tau_t, n_global):
+        return right(s, t, center, tau_s, 0.04, n_global)
+
+    assert exercises.check_dino_loss(right)
+    assert capsys.readouterr().out.startswith("PASS check_dino_loss")
+    assert not exercises.check_dino_loss(same_view_too)
+    assert "zero centre" in capsys.readouterr().out
+    assert not exercises.check_dino_loss(no_centre)
+    assert "non-zero centre" in capsys.readouterr().out
+    assert not exercises.check_dino_loss(fixed_teacher_temp)
+    assert "tau_t = 0.07" in capsys.readouterr().out
+
+
+def test_gate_fusion(capsys):
+    def right(h_t, h_s, weight, bias):
+        g = torch.softmax(torch.cat([h_t, h_s], 1) @ weight.T + bias, dim=1)
+        return torch.cat([g[:, :1] * h_t, g[:, 1:] * h_s], 1), g
+
+    def sigmoid_gate(h_t, h_s, weight, bias):  # two independent gates: need not sum to 1
+        g = torch.sigmoid(torch.cat([h_t, h_s], 1) @ weight.T + bias)
+        return torch.cat([g[:, :1] * h_t, g[:, 1:] * h_s], 1), g
+
+    def swapped(h_t, h_s, weight, bias):  # weighs the time series by the spectrogram's weight
+        h, g = right(h_t, h_s, weight, bias)
+        return torch.cat([g[:, 1:] * h_t, g[:, :1] * h_s], 1), g
+
+    def over_batch(h_t, h_s, weight, bias):  # softmax over the windows instead of the modalities
+        g = torch.softmax(torch.cat([h_t, h_s], 1) @ weight.T + bias, dim=0)
+        return torch.cat([g[:, :1] * h_t, g[:, 1:] * h_s], 1), g
+
+    assert exercises.check_gate_fusion(right)
+    assert capsys.readouterr().out.startswith("PASS check_gate_fusion")
+    assert not exercises.check_gate_fusion(sigmoid_gate)
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL") and "sum to" in out
+    assert not exercises.check_gate_fusion(swapped)
+    assert "time-series feature 0" in capsys.readouterr().out
+    assert not exercises.check_gate_fusion(over_batch)
+    assert "sum to" in capsys.readouterr().out
+    assert not exercises.check_gate_fusion(lambda h_t, h_s, w, b: torch.cat([h_t, h_s], 1))
+    assert "return (h, g)" in capsys.readouterr().out

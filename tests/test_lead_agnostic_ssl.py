@@ -109,6 +109,16 @@ def test_cmsc_loss_hand_computed_and_positives_from_ids():
         las.cmsc_loss(z, ids, torch.zeros(4, dtype=torch.long))
 
 
+def test_cmsc_positives_from_ids_numpy_and_torch():
+    ids, seg = [4, 4, 4, 4, 7, 7], [0, 1, 0, 1, 0, 1]
+    want = np.array([[True, True, False], [True, True, False], [False, False, True]])
+    assert np.array_equal(las.cmsc_positives(ids, seg), want)
+    got = las.cmsc_positives(torch.tensor(ids), torch.tensor(seg))
+    assert got.dtype == torch.bool and np.array_equal(got.numpy(), want)
+    # rows: position-0 segments in batch order; columns: position-1 segments
+    assert np.array_equal(las.cmsc_positives([1, 2, 2, 1], [0, 0, 1, 1]), [[False, True], [True, False]])
+
+
 def test_cmsc_patient_ids_only_join_same_patient():
     rng = np.random.default_rng(0)
     recording = np.array(["r1", "r2", "r3", "r4"])
