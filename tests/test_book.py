@@ -102,7 +102,7 @@ def test_config_renders_markdown_as_myst_and_math_offline():
 
 #: Chapters whose shown code must fit the text column (others join as they adopt the pattern).
 COLUMN_CHECKED = ("00_introduction", "01_data_primer", "02_baseline_ptbxl", "03_transfer_learning",
-                  "05_mrmnet")
+                  "04_multimodal_ssl", "05_mrmnet", "06_lead_agnostic_ssl", "course", "glossary")
 
 
 @pytest.mark.parametrize("stem", COLUMN_CHECKED)
@@ -155,3 +155,18 @@ def test_output_problems_finds_paths_downloads_and_warnings(tmp_path):
     _page(tmp_path, "code.html", "<pre>path = '/home/me/data'</pre>")  # shown code is not an output
     problems = book.output_problems(tmp_path)
     assert all(p.startswith("leaky.html") for p in problems) and len(problems) == 3
+
+
+def test_every_chapter_shows_its_banner_and_run_times():
+    """The profile banner and the run times come from ``pages.header``: the cell that calls it
+    must keep its output (``remove-input``, not ``remove-cell``), or the page hides both."""
+    for path in book.notebook_chapters():
+        if path.stem == "course":
+            continue
+        text = path.read_text(encoding="utf-8")
+        cells = text.split("```{code-cell}")[1:]
+        calls = [c for c in cells if "pages.header(" in c.split("```")[0]]
+        assert calls, f"{path.name}: no pages.header(...) call"
+        for cell in calls:
+            head = cell.split("```")[0].split("\n\n")[0]
+            assert "remove-cell" not in head, f"{path.name}: pages.header runs in a remove-cell cell"
