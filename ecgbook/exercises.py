@@ -89,6 +89,14 @@ def _mitdb():
 
 # --------------------------------------------------------------------------------------- leads
 
+def _scalar(value) -> float | None:
+    """``float(value)`` for a number or a one-element tensor/array; ``None`` when it is not one."""
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+
+
 def check_derived_leads(fn: Callable) -> bool:
     """Check ``fn(lead_I, lead_II) -> {"III": …, "aVR": …, "aVL": …, "aVF": …}``.
 
@@ -261,9 +269,8 @@ def check_symmetric_kl(fn: Callable) -> bool:
         ok, got = _call(name, fn, a.clone(), b.clone(), T)
         if not ok:
             return _report(name, False, got)
-        try:
-            value = float(got)
-        except (TypeError, ValueError, RuntimeError):
+        value = _scalar(got)
+        if value is None:
             return _report(name, False, f"{label}: expected a scalar, got {type(got).__name__} "
                                         f"{tuple(getattr(got, 'shape', ()))}")
         if not np.isclose(value, want, rtol=1e-5, atol=1e-7):
@@ -560,9 +567,8 @@ def check_dino_loss(fn: Callable) -> bool:
         ok, got = _call(name, fn, s.clone(), t.clone(), c.clone(), tau_s, tau_t, n_global)
         if not ok:
             return _report(name, False, got)
-        try:
-            value = float(got)
-        except (TypeError, ValueError, RuntimeError):
+        value = _scalar(got)
+        if value is None:
             return _report(name, False, f"{label}: expected a scalar, got {type(got).__name__} "
                                         f"{tuple(getattr(got, 'shape', ()))}")
         if not np.isclose(value, want, rtol=1e-5, atol=1e-6):
