@@ -89,12 +89,17 @@ def _mitdb():
 
 # --------------------------------------------------------------------------------------- leads
 
-def _scalar(value) -> float | None:
-    """``float(value)`` for a number or a one-element tensor/array; ``None`` when it is not one."""
+def _call_scalar(name: str, fn: Callable, label: str, *args) -> tuple[bool, object]:
+    """Call the reader's ``fn(*args)`` (:func:`_call`) and read its answer as one number:
+    ``(True, float)``, or ``(False, message)`` when it raised or did not return a scalar."""
+    ok, got = _call(name, fn, *args)
+    if not ok:
+        return False, got
     try:
-        return float(value)
+        return True, float(got)
     except (TypeError, ValueError, RuntimeError):
-        return None
+        return False, (f"{label}: expected a scalar, got {type(got).__name__} "
+                       f"{tuple(getattr(got, 'shape', ()))}")
 
 
 def check_derived_leads(fn: Callable) -> bool:
@@ -266,13 +271,9 @@ def check_symmetric_kl(fn: Callable) -> bool:
              ("logits shifted by +2, T=4", a5, a5 + 2.0, 4.0), ("swapped arguments, T=4", b5, a5, 4.0)]
     for label, a, b, T in cases:
         want = float(symmetric_bernoulli_kl(a, b, T))
-        ok, got = _call(name, fn, a.clone(), b.clone(), T)
+        ok, value = _call_scalar(name, fn, label, a.clone(), b.clone(), T)
         if not ok:
-            return _report(name, False, got)
-        value = _scalar(got)
-        if value is None:
-            return _report(name, False, f"{label}: expected a scalar, got {type(got).__name__} "
-                                        f"{tuple(getattr(got, 'shape', ()))}")
+            return _report(name, False, value)
         if not np.isclose(value, want, rtol=1e-5, atol=1e-7):
             return _report(name, False, f"{label}: got {value:.6g}, expected {want:.6g}")
     return _report(name, True, f"matches symmetric_bernoulli_kl on {len(cases)} cases (widths 5 and 71, "
@@ -564,13 +565,9 @@ def check_dino_loss(fn: Callable) -> bool:
         ref = DINOLoss(s.shape[1], n_global, student_temp=tau_s)
         ref.center.copy_(c)
         want = float(ref(s, t, tau_t, update_center=False)[0])
-        ok, got = _call(name, fn, s.clone(), t.clone(), c.clone(), tau_s, tau_t, n_global)
+        ok, value = _call_scalar(name, fn, label, s.clone(), t.clone(), c.clone(), tau_s, tau_t, n_global)
         if not ok:
-            return _report(name, False, got)
-        value = _scalar(got)
-        if value is None:
-            return _report(name, False, f"{label}: expected a scalar, got {type(got).__name__} "
-                                        f"{tuple(getattr(got, 'shape', ()))}")
+            return _report(name, False, value)
         if not np.isclose(value, want, rtol=1e-5, atol=1e-6):
             return _report(name, False, f"{label} (student {tuple(s.shape)}, teacher {tuple(t.shape)}): "
                                         f"got {value:.6g}, expected {want:.6g}")
