@@ -167,6 +167,7 @@ def test_every_chapter_shows_its_banner_and_run_times():
         cells = text.split("```{code-cell}")[1:]
         calls = [c for c in cells if "pages.header(" in c.split("```")[0]]
         assert calls, f"{path.name}: no pages.header(...) call"
+        assert "pages.setup()" in text, f"{path.name}: no pages.setup() (warnings would reach the page)"
         for cell in calls:
             head = cell.split("```")[0].split("\n\n")[0]
             assert "remove-cell" not in head, f"{path.name}: pages.header runs in a remove-cell cell"
