@@ -627,7 +627,7 @@ def stft_magnitude(x: "torch.Tensor", fs: float, nperseg: int, noverlap: int | N
 
 def spectrogram_images(segments, fs: float, settings: SpectrogramSettings | None = None,
                        mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                       device=None) -> torch.Tensor:
+                       device=None, check_finite: bool = True) -> torch.Tensor:
     """Turn ECG excerpts into normalised 3-channel spectrogram images, on ``device``.
 
     Steps, per excerpt: (1) STFT magnitude, log-scaled, frequencies up to ``fmax``
@@ -649,6 +649,8 @@ def spectrogram_images(segments, fs: float, settings: SpectrogramSettings | None
     settings: :class:`SpectrogramSettings` (default values when ``None``).
     mean, std: per-channel normalisation for images in [0, 1] (the backbone's ``mean``/``std``).
     device: where to compute (default: the tensor's device; CPU for a NumPy array).
+    check_finite: refuse NaN/inf (a device-to-host read; a caller that checked the whole set
+        once, as :func:`ecgbook.models.backbones.extract_features` does, passes ``False``).
 
     Returns
     -------
@@ -673,7 +675,7 @@ def spectrogram_images(segments, fs: float, settings: SpectrogramSettings | None
         x = x[None]
     if x.ndim != 2:
         raise ValueError(f"segments: expected shape (n, samples), got {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
+    if check_finite and not bool(torch.isfinite(x).all()):
         raise ValueError("segments: holds NaN or infinite values")
     S = stft_magnitude(x, fs, nperseg=settings.nperseg, noverlap=settings.noverlap,
                        fmax=settings.fmax, log=settings.log).flip(1)  # (n, F, T), high on top

@@ -222,6 +222,8 @@ def extract_features(segments, fs: float, backbone: Backbone, settings: Spectrog
         raise ValueError(f"segments: expected a non-empty (n, samples) array, got shape {x.shape}")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+    if not np.isfinite(x).all():  # once on the host, not one GPU sync per batch
+        raise ValueError("segments: holds NaN or infinite values")
     device = torch.device(device) if device is not None else torch.device(
         "cuda" if torch.cuda.is_available() else "cpu")
     backbone.to(device)
@@ -235,7 +237,7 @@ def extract_features(segments, fs: float, backbone: Backbone, settings: Spectrog
                    disable=not config.progress_enabled()):
         # only the excerpts cross to the device; STFT, resize and 1 -> 3 channels happen there
         batch = host[lo:lo + batch_size].to(device, non_blocking=True)
-        images = spectrogram_images(batch, fs, settings, backbone.mean, backbone.std)
+        images = spectrogram_images(batch, fs, settings, backbone.mean, backbone.std, check_finite=False)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
             out = backbone(images.contiguous(memory_format=torch.channels_last))
         for t in taps:
