@@ -27,6 +27,9 @@ from . import config
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
 #: Folders of the book copied into the staging folder (``_static``: the book's CSS).
 BOOK_FOLDERS = ("_static",)
+#: Pages that summarise the other chapters' results files (the course page's run-time table):
+#: executed after every chapter, so that they read the run that is building the book.
+SUMMARY_PAGES = ("course",)
 
 
 def chapter_files(root: Path | None = None, strict: bool = True) -> list[Path]:
@@ -85,6 +88,12 @@ def select_chapters(names: list[str] | None, root: Path | None = None) -> list[P
         raise ValueError(f"unknown chapter name(s) {unknown}; valid names: "
                          f"{', '.join(f.stem for f in available)} (any part of one, e.g. 'baseline')")
     return [f for f in available if any(n in f.stem for n in names)]
+
+
+def execution_order(files: list[Path]) -> list[Path]:
+    """``files`` in the order the runner executes them: the table-of-contents order, with the
+    :data:`SUMMARY_PAGES` moved to the end (they read the results files the chapters write)."""
+    return sorted(files, key=lambda f: f.stem in SUMMARY_PAGES)  # stable: keeps the TOC order
 
 
 class _Progress:
@@ -165,7 +174,7 @@ def execute(profile: str, chapters: list[str] | None = None, root: Path | None =
     stage_package(root, stage)
     os.environ["ECGBOOK_PROGRESS"] = "0"
     os.environ["ECGBOOK_PROFILE"] = profile
-    for src in chapter_files(root, strict=not chapters):
+    for src in execution_order(chapter_files(root, strict=not chapters)):
         rel = src.relative_to(root)
         (stage / rel.parent).mkdir(parents=True, exist_ok=True)
         if not is_notebook(src):

@@ -27,6 +27,13 @@ def test_select_chapters_by_part_of_the_name():
     assert all(book.is_notebook(f) for f in book.notebook_chapters())
 
 
+def test_course_page_runs_after_the_chapters_whose_run_times_it_shows():
+    files = book.chapter_files()
+    order = [f.stem for f in book.execution_order(files)]
+    assert order[-1] == "course" and "course" in [f.stem for f in files[:-1]]
+    assert [s for s in order if s != "course"] == [f.stem for f in files if f.stem != "course"]
+
+
 def test_output_dirs():
     assert book.output_dir("tutorial", ROOT) == ROOT / "_build" / "html"
     assert book.output_dir("classroom", ROOT) == ROOT / "_build" / "classroom" / "html"
