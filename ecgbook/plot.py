@@ -14,6 +14,7 @@ at true scale: printed at 100 %, one minor square measures 1 mm × 1 mm.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -544,7 +545,7 @@ def plot_confusion(cm=None, labels: Sequence[str] | None = None, normalize: bool
 
 
 def plot_training_curves(history: Sequence[Mapping], *, best_epoch: int | None = None, axes=None,
-                         title: str | None = None) -> Figure:
+                         title: str | None = None, labels: Mapping[str, str] | None = None) -> Figure:
     """Loss and validation-metric curves per epoch, in two panels.
 
     Parameters
@@ -562,6 +563,11 @@ def plot_training_curves(history: Sequence[Mapping], *, best_epoch: int | None =
         Two axes to draw on (default: a new figure).
     title:
         Figure title.
+    labels:
+        What each history key is (e.g. :attr:`ecgbook.train.TrainResult.history_labels`): used as
+        the legend of ``train_loss`` and ``val_loss``, so that two losses of different kinds (the
+        training objective on crops, the BCE of aggregated validation scores) are not read as one
+        quantity. Without it the legend says "training loss" and "validation loss".
 
     Returns
     -------
@@ -596,9 +602,15 @@ def plot_training_curves(history: Sequence[Mapping], *, best_epoch: int | None =
     else:
         fig = axes[0].figure
     loss_ax, metric_ax = axes
-    loss_ax.plot(epochs, column("train_loss"), marker="o", markersize=3, label="training loss")
+    labels = dict(labels or {})
+
+    def legend(key, default):
+        return textwrap.fill(labels[key], 42) if labels.get(key) else default
+
+    loss_ax.plot(epochs, column("train_loss"), marker="o", markersize=3,
+                 label=legend("train_loss", "training loss"))
     val = column("val_loss")
-    loss_ax.plot(epochs, val, marker="o", markersize=3, label="validation loss")
+    loss_ax.plot(epochs, val, marker="o", markersize=3, label=legend("val_loss", "validation loss"))
     for key in loss_parts:
         loss_ax.plot(epochs, column(key), linestyle="--", linewidth=1, label=key.replace("_", " "))
     if best_epoch is not None:

@@ -348,6 +348,10 @@ def test_training_curves(beats208, tmp_path):
     kept = plot_training_curves(history, best_epoch=3)
     assert kept.axes[1].get_lines()[-1].get_xdata()[0] == 3
     assert kept.axes[0].get_legend().get_texts()[-1].get_text() == "kept epoch 3"
+    from ecgbook.train import SupervisedTask
+    kinds = plot_training_curves(history, labels=SupervisedTask.labels)  # the two losses named by kind
+    legend = [t.get_text().replace("\n", " ") for t in kinds.axes[0].get_legend().get_texts()]
+    assert legend[:2] == [SupervisedTask.labels["train_loss"], SupervisedTask.labels["val_loss"]]
     bare = plot_training_curves([{k: h[k] for k in ("epoch", "train_loss", "val_loss")} for h in history])
     assert "no validation metric" in bare.axes[1].texts[0].get_text()
     with pytest.raises(ValueError, match=r"history\[1\] lacks \['val_loss'\]"):
