@@ -114,6 +114,41 @@ def run_times(chapter: str, root: Path | None = None) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index", columns=["seconds", "device", "date", "commit"])
 
 
+#: The chapters' results names (:func:`ecgbook.profiles.chapters`) in book order, with the page
+#: each belongs to (``chapters/<page>.md``, whose ``pages.header`` call uses that name).
+CHAPTER_PAGES = {"primer": "01_data_primer", "baseline": "02_baseline_ptbxl",
+                 "transfer": "03_transfer_learning", "multimodal_ssl": "04_multimodal_ssl",
+                 "mrmnet": "05_mrmnet", "lead_agnostic_ssl": "06_lead_agnostic_ssl"}
+
+
+def run_time_table(root: Path | None = None) -> pd.DataFrame:
+    """Wall time of the last run of every chapter under each profile (the course page's table).
+
+    One row per chapter in book order (:data:`CHAPTER_PAGES`; column ``chapter`` is the page's
+    number and name, e.g. ``"02 baseline ptbxl"``), one column per profile that has at least one
+    results file (:data:`RUN_ORDER`), each cell ``"<duration> on <device>"`` or ``"not run"``, and a
+    last row ``whole book`` with the sum over the chapters, or ``"not every chapter run"``. Reads
+    ``results/<profile>/<chapter>.json`` through :func:`run_times`.
+    """
+    times = {chapter: run_times(chapter, root) for chapter in CHAPTER_PAGES}
+    profs = [p for p in RUN_ORDER if any(p in t.index for t in times.values())]
+    rows = []
+    for chapter, page in CHAPTER_PAGES.items():
+        number, _, name = page.partition("_")
+        row = {"chapter": f"{number} {name.replace('_', ' ')}"}
+        for prof in profs:
+            t = times[chapter]
+            row[prof] = (f"{format_duration(t.loc[prof, 'seconds'])} on {t.loc[prof, 'device']}"
+                         if prof in t.index else "not run")
+        rows.append(row)
+    total = {"chapter": "whole book (sum)"}
+    for prof in profs:
+        secs = [times[c].loc[prof, "seconds"] for c in CHAPTER_PAGES if prof in times[c].index]
+        total[prof] = format_duration(sum(secs)) if len(secs) == len(CHAPTER_PAGES) else "not every chapter run"
+    rows.append(total)
+    return pd.DataFrame(rows, columns=["chapter", *profs])
+
+
 def format_duration(seconds: float) -> str:
     """``"8 s"``, ``"4.5 min"``, ``"36 min"``, ``"1 h 12 min"``; ``"?"`` for NaN."""
     if seconds != seconds:  # NaN
@@ -131,13 +166,13 @@ def format_duration(seconds: float) -> str:
 def run_time_line(chapter: str, root: Path | None = None) -> str:
     """One Markdown line: the chapter's last measured wall time per profile, with the device.
 
-    E.g. ``**Run time** (last run of each profile): smoke 1.2 min (cpu) · tutorial 36 min (cpu,
-    2 threads)``; says so when the chapter has never been run.
+    E.g. ``**Run time** (last run of each profile, read from its results file): smoke 1.2 min on
+    cpu · tutorial 36 min on cpu (2 threads)``; says so when the chapter has never been run.
     """
     times = run_times(chapter, root)
     if times.empty:
         return "**Run time:** not measured yet (no results file for this chapter)."
-    parts = [f"{prof} {format_duration(r.seconds)} ({r.device})" for prof, r in times.iterrows()]
+    parts = [f"{prof} {format_duration(r.seconds)} on {r.device}" for prof, r in times.iterrows()]
     return "**Run time** (last run of each profile, read from its results file): " + " · ".join(parts)
 
 

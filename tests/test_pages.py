@@ -29,9 +29,33 @@ def test_run_times_from_results_files(tmp_path):
     assert times.loc["tutorial", "seconds"] == 2186.9 and times.loc["tutorial", "commit"] == "01234567"
     assert np.isnan(times.loc["classroom", "seconds"]) and "unreadable" in times.loc["classroom", "device"]
     line = pages.run_time_line("baseline", tmp_path)
-    assert "smoke 42 s (cpu)" in line and "tutorial 36 min (cpu (2 threads))" in line and "classroom ?" in line
+    assert "smoke 42 s on cpu" in line and "tutorial 36 min on cpu (2 threads)" in line and "classroom ?" in line
     head = pages.header_markdown("baseline", "smoke", tmp_path)
     assert head.startswith(":::{warning}") and "Run time" in head
+
+
+def test_run_time_table_in_book_order_with_the_whole_book(tmp_path):
+    for k, chapter in enumerate(pages.CHAPTER_PAGES):
+        _write(tmp_path, "classroom", chapter, 60.0 * (k + 1), "cpu (2 threads)")
+    _write(tmp_path, "tutorial", "baseline", 2186.9)
+    table = pages.run_time_table(tmp_path)
+    assert list(table.columns) == ["chapter", "classroom", "tutorial"]  # no column for smoke: never run
+    assert list(table["chapter"]) == ["01 data primer", "02 baseline ptbxl", "03 transfer learning",
+                                      "04 multimodal ssl", "05 mrmnet", "06 lead agnostic ssl",
+                                      "whole book (sum)"]
+    assert table.loc[1, "classroom"] == "2.0 min on cpu (2 threads)" and table.loc[1, "tutorial"] == "36 min on cpu"
+    assert table.loc[0, "tutorial"] == "not run"
+    assert table.iloc[-1]["classroom"] == "21 min" and table.iloc[-1]["tutorial"] == "not every chapter run"
+
+
+def test_every_results_chapter_has_its_page():
+    from ecgbook import profiles
+    from ecgbook.config import project_root
+
+    assert sorted(pages.CHAPTER_PAGES) == profiles.chapters()
+    for chapter, page in pages.CHAPTER_PAGES.items():
+        text = (project_root() / "chapters" / f"{page}.md").read_text(encoding="utf-8")
+        assert f'pages.header("{chapter}"' in text, f"{page}.md does not show the header of {chapter!r}"
 
 
 def test_format_duration():
