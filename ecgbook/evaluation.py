@@ -449,15 +449,23 @@ def check_feature_sets(features: Mapping, n: int) -> dict[str, np.ndarray]:
     return features
 
 
-def select_features(features: Mapping, y, train, groups=None, classifier: str = "logreg", seed: int = 0,
-                    val_fraction: float = 0.25, **classifier_kwargs) -> tuple[str, dict[str, float]]:
+def select_features(
+    features: Mapping,
+    y,
+    train,
+    groups=None,
+    classifier: str = "logreg",
+    seed: int = 0,
+    val_fraction: float = 0.25,
+    **classifier_kwargs,
+) -> tuple[str, dict[str, float]]:
     """Choose one of several candidate feature sets from the training samples alone.
 
     The training part is split by :func:`inner_split`; for each candidate a fresh
-    :func:`make_classifier` pipeline is fitted on the inner training part and scored by the macro F1
-    on the inner validation part; the best candidate wins (the first one, in the mapping's order,
-    on a tie). The samples outside ``train`` are never looked at, so the choice cannot leak test
-    labels.
+    :func:`make_classifier` pipeline is fitted on the inner training part and scored by
+    the macro F1 on the inner validation part; the best candidate wins (the first one,
+    in the mapping's order, on a tie). The samples outside ``train`` are never looked
+    at, so the choice cannot leak test labels.
 
     Parameters
     ----------
@@ -483,8 +491,14 @@ def select_features(features: Mapping, y, train, groups=None, classifier: str = 
     fit_idx, val_idx = inner_split(y, train, groups, val_fraction, seed)
     scores = {}
     for name, X in features.items():
-        model = make_classifier(classifier, seed=seed, **classifier_kwargs).fit(X[fit_idx], y[fit_idx])
-        scores[name] = float(f1_score(y[val_idx], model.predict(X[val_idx]), average="macro", zero_division=0))
+        model = make_classifier(classifier, seed=seed, **classifier_kwargs).fit(
+            X[fit_idx], y[fit_idx]
+        )
+        scores[name] = float(
+            f1_score(
+                y[val_idx], model.predict(X[val_idx]), average="macro", zero_division=0
+            )
+        )
     best = max(scores, key=lambda name: scores[name])  # first maximum on a tie
     return best, scores
 

@@ -111,20 +111,27 @@ def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest, "little") & ((1 << 63) - 1))
 
 
-def span_mask(steps: int, p: float = 0.65, length: int = 10, generator: torch.Generator | None = None,
-              min_masks: int = 2) -> torch.Tensor:
+def span_mask(
+    steps: int,
+    p: float = 0.65,
+    length: int = 10,
+    generator: torch.Generator | None = None,
+    min_masks: int = 2,
+) -> torch.Tensor:
     """wav2vec 2.0 span mask of one sequence: ``(steps,)`` bool.
 
-    As fairseq ``compute_mask_indices`` (``mask_type="static"``, overlaps allowed):
-    ``n = max(min_masks, int(p * steps / length + u))`` span starts (``u`` uniform, probabilistic
-    rounding) drawn without replacement from the ``steps - length`` first positions, each masking
-    ``length`` steps. ``p`` is the share of steps chosen as span *starts* times the span length,
-    so with overlaps the masked share is below ``p`` (about 0.49 of the steps for p 0.65, span 10).
-    Raises ``ValueError`` when ``steps <= length``.
-    """
+    As fairseq ``compute_mask_indices`` (``mask_type="static"``, overlaps allowed): ``n
+    = max(min_masks, int(p * steps / length + u))`` span starts (``u`` uniform,
+    probabilistic rounding) drawn without replacement from the ``steps - length`` first
+    positions, each masking ``length`` steps. ``p`` is the share of steps chosen as span
+    *starts* times the span length, so with overlaps the masked share is below ``p``
+    (about 0.49 of the steps for p 0.65, span 10). Raises ``ValueError`` when ``steps <=
+    length``."""
     if steps <= length:
         raise ValueError(f"span_mask: {steps} steps cannot hold a span of {length}")
-    n = max(min_masks, int(p * steps / length + torch.rand((), generator=generator).item()))
+    n = max(
+        min_masks, int(p * steps / length + torch.rand((), generator=generator).item())
+    )
     n = min(n, steps - length)
     starts = torch.randperm(steps - length, generator=generator)[:n]
     mask = torch.zeros(steps, dtype=torch.bool)
@@ -132,12 +139,15 @@ def span_mask(steps: int, p: float = 0.65, length: int = 10, generator: torch.Ge
     return mask
 
 
-def rlm_keep(n_leads: int = 12, p: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random lead masking: ``(n_leads,)`` bool, each lead kept independently with probability ``1 - p``.
+def rlm_keep(
+    n_leads: int = 12, p: float = 0.5, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Random lead masking: ``(n_leads,)`` bool, each lead kept independently with
+    probability ``1 - p``.
 
-    Source: fairseq-signals ``data/ecg/augmentations.py`` ``RandomLeadsMask`` (``survivors =
-    uniform(size=12) >= mask_leads_prob``), applied to every segment (``p: [1.0]`` in the config).
-    """
+    Source: fairseq-signals ``data/ecg/augmentations.py`` ``RandomLeadsMask``
+    (``survivors = uniform(size=12) >= mask_leads_prob``), applied to every segment
+    (``p: [1.0]`` in the config)."""
     return torch.rand(n_leads, generator=generator) >= p
 
 
@@ -166,20 +176,24 @@ def draw_randomness(indices, *, seed: int, epoch: int, steps: int, cfg: Wav2Vec2
 # ----------------------------------------------------------------------------------------------
 # Objectives
 # ----------------------------------------------------------------------------------------------
-def wav2vec2_loss(out: dict, diversity_weight: float = 0.1, penalty_weight: float = 10.0) -> dict:
-    """wav2vec 2.0 objective from a :class:`~ecgbook.models.wav2vec2.Wav2Vec2Pretrainer` output.
+def wav2vec2_loss(
+    out: dict, diversity_weight: float = 0.1, penalty_weight: float = 10.0
+) -> dict:
+    """wav2vec 2.0 objective from a :class:`~ecgbook.models.wav2vec2.Wav2Vec2Pretrainer`
+    output.
 
-    ``contrastive`` = mean over masked steps of ``-log softmax(logits)[0]`` (InfoNCE, cosine / 0.1,
-    target in column 0); ``diversity`` = ``(G V - perplexity(mean softmax)) / (G V)`` with the
-    average over all masked steps of the (global) batch; ``penalty`` = mean squared conv feature.
-    ``loss = contrastive + 0.1 diversity + 10 penalty`` (``loss_weights: [0.1, 10]`` in
-    ``w2v_cmsc_rlm.yaml``; fairseq scales each term by the number of masked steps and divides
-    the gradient by it, which is this mean form). Under DDP the means are global
-    (:func:`ecgbook.distributed.global_mean`, :func:`~ecgbook.distributed.all_reduce_with_grad`).
+    ``contrastive`` = mean over masked steps of ``-log softmax(logits)[0]`` (InfoNCE,
+    cosine / 0.1, target in column 0); ``diversity`` = ``(G V - perplexity(mean
+    softmax)) / (G V)`` with the average over all masked steps of the (global) batch;
+    ``penalty`` = mean squared conv feature. ``loss = contrastive + 0.1 diversity + 10
+    penalty`` (``loss_weights: [0.1, 10]`` in ``w2v_cmsc_rlm.yaml``; fairseq scales each
+    term by the number of masked steps and divides the gradient by it, which is this
+    mean form). Under DDP the means are global (:func:`ecgbook.distributed.global_mean`,
+    :func:`~ecgbook.distributed.all_reduce_with_grad`).
 
-    Returns a dict of float32 tensors: ``loss``, ``contrastive``, ``diversity``, ``penalty``,
-    ``prob_perplexity``, ``code_perplexity``, ``accuracy`` (share of masked steps whose target wins).
-    """
+    Returns a dict of float32 tensors: ``loss``, ``contrastive``, ``diversity``,
+    ``penalty``, ``prob_perplexity``, ``code_perplexity``, ``accuracy`` (share of masked
+    steps whose target wins)."""
     logits, valid = out["logits"].float(), out["valid"]
     lv = logits[valid]
     nll = -lv.log_softmax(-1)[:, 0]
@@ -194,39 +208,52 @@ def wav2vec2_loss(out: dict, diversity_weight: float = 0.1, penalty_weight: floa
         code_ppl = perplexity(out["hard_sum"], out["n"])
         accuracy = (lv.argmax(-1) == 0).float().mean()
     loss = contrastive + diversity_weight * diversity + penalty_weight * penalty
-    return {"loss": loss, "contrastive": contrastive, "diversity": diversity, "penalty": penalty,
-            "prob_perplexity": prob_ppl.detach(), "code_perplexity": code_ppl, "accuracy": accuracy}
+    return {
+        "loss": loss,
+        "contrastive": contrastive,
+        "diversity": diversity,
+        "penalty": penalty,
+        "prob_perplexity": prob_ppl.detach(),
+        "code_perplexity": code_ppl,
+        "accuracy": accuracy,
+    }
 
 
 def cmsc_positives(ids, segment):
-    """CMSC's positive mask: ``P[i, j]`` is true when the ``i``-th first segment and the ``j``-th
-    second segment of a batch carry the same id.
+    """CMSC's positive mask: ``P[i, j]`` is true when the ``i``-th first segment and the
+    ``j``-th second segment of a batch carry the same id.
 
-    ``ids`` and ``segment`` ``(N,)`` (NumPy arrays or torch tensors): the identity (recording, or
-    patient for the ablation) and position (0: first 5 s of a pair, 1: next 5 s) of each segment.
-    Returns ``(N₀, N₁)`` bool, rows the segments with position 0 and columns those with position 1,
-    each in batch order. Built from the ids, never from positions in the batch: two pairs cut from
-    one recording are positives of each other.
-    """
+    ``ids`` and ``segment`` ``(N,)`` (NumPy arrays or torch tensors): the identity
+    (recording, or patient for the ablation) and position (0: first 5 s of a pair, 1:
+    next 5 s) of each segment. Returns ``(N₀, N₁)`` bool, rows the segments with
+    position 0 and columns those with position 1, each in batch order. Built from the
+    ids, never from positions in the batch: two pairs cut from one recording are
+    positives of each other."""
     if not isinstance(ids, torch.Tensor):
         ids, segment = np.asarray(ids), np.asarray(segment)
     first, second = segment == 0, segment == 1
     return ids[first][:, None] == ids[second][None, :]
 
 
-def cmsc_loss(z: torch.Tensor, ids: torch.Tensor, segment: torch.Tensor, temp: float = 0.1,
-              eps: float = 1e-8) -> torch.Tensor:
-    """Contrastive multi-segment coding (CMSC; Kiyasseh et al., ICML 2021), as in fairseq-signals.
+def cmsc_loss(
+    z: torch.Tensor,
+    ids: torch.Tensor,
+    segment: torch.Tensor,
+    temp: float = 0.1,
+    eps: float = 1e-8,
+) -> torch.Tensor:
+    """Contrastive multi-segment coding (CMSC; Kiyasseh et al., ICML 2021), as in
+    fairseq-signals.
 
-    ``z`` ``(N, D)`` pooled representations; ``ids`` ``(N,)`` integer identity (recording, or
-    patient for the patient ablation); ``segment`` ``(N,)`` 0 for the first, 1 for the second
-    segment of a pair. With ``a = z[segment == 0]`` and ``b = z[segment == 1]`` L2-normalised,
-    ``S = a b^T / temp``; the positives are ``P[i, j] = ids_a[i] == ids_b[j]`` — built from the ids,
-    so two pairs cut from one recording are positives of each other. The loss is
-    ``1/2 mean_{P}(-log softmax_rows(S)) + 1/2 mean_{P^T}(-log softmax_rows(S^T))``.
-    Source: ``criterions/wav2vec2_criterion.py`` (``wav2vec2_with_cmsc``), ``criterions/cmsc_criterion.py``.
-    Raises ``ValueError`` when a side has no segment.
-    """
+    ``z`` ``(N, D)`` pooled representations; ``ids`` ``(N,)`` integer identity
+    (recording, or patient for the patient ablation); ``segment`` ``(N,)`` 0 for the
+    first, 1 for the second segment of a pair. With ``a = z[segment == 0]`` and ``b =
+    z[segment == 1]`` L2-normalised, ``S = a b^T / temp``; the positives are ``P[i, j] =
+    ids_a[i] == ids_b[j]`` — built from the ids, so two pairs cut from one recording are
+    positives of each other. The loss is ``1/2 mean_{P}(-log softmax_rows(S)) + 1/2
+    mean_{P^T}(-log softmax_rows(S^T))``. Source: ``criterions/wav2vec2_criterion.py``
+    (``wav2vec2_with_cmsc``), ``criterions/cmsc_criterion.py``. Raises ``ValueError``
+    when a side has no segment."""
     z = z.float()
     z = z / torch.clamp(z.detach().norm(dim=-1, keepdim=True), min=eps)
     first, second = segment == 0, segment == 1

@@ -100,11 +100,17 @@ def time_views(x: torch.Tensor, n_local: int, generator: torch.Generator, settin
             [view(st.local_scale, st.local_samples) for _ in range(n_local)])
 
 
-def spectrogram_views(x: torch.Tensor, n_local: int, generator: torch.Generator, spectrogram: Spectrogram,
-                      settings: ViewSettings | None = None):
-    """DINO views of the spectrogram modality: ``spectrogram(x)`` ``(batch, leads, 13, 21)``, then per
-    view frequency cutout, time cutout and a time crop zero-padded back to 21 frames.
-    Returns ``([2 global], [n_local local])`` of ``(batch, leads, freqs, frames)``."""
+def spectrogram_views(
+    x: torch.Tensor,
+    n_local: int,
+    generator: torch.Generator,
+    spectrogram: Spectrogram,
+    settings: ViewSettings | None = None,
+):
+    """DINO views of the spectrogram modality: ``spectrogram(x)`` ``(batch, leads, 13,
+    21)``, then per view frequency cutout, time cutout and a time crop zero-padded back
+    to 21 frames. Returns ``([2 global], [n_local local])`` of ``(batch, leads, freqs,
+    frames)``."""
     st = settings or ViewSettings()
     with torch.no_grad():
         s = spectrogram(x)
@@ -114,7 +120,9 @@ def spectrogram_views(x: torch.Tensor, n_local: int, generator: torch.Generator,
         v = augment.spec_time_cutout(v, st.spec_cutout, generator=generator)
         return augment.spec_time_crop(v, scale, generator=generator)
 
-    return [view(st.spec_global_scale) for _ in range(2)], [view(st.spec_local_scale) for _ in range(n_local)]
+    return [view(st.spec_global_scale) for _ in range(2)], [
+        view(st.spec_local_scale) for _ in range(n_local)
+    ]
 
 
 class SpectrogramEncoder(nn.Module):

@@ -149,8 +149,9 @@ def val_auroc(y_true: np.ndarray, scores: np.ndarray) -> float:
 
 
 def window_scorer(fs: float, window_s: float = 2.5) -> Callable:
-    """``scorer(model, X, device=None) -> (records, classes)``: max of sigmoid scores over windows of
-    ``window_s`` seconds with 50 % overlap (the benchmark's test-time aggregation)."""
+    """``scorer(model, X, device=None) -> (records, classes)``: max of sigmoid scores
+    over windows of ``window_s`` seconds with 50 % overlap (the benchmark's test-time
+    aggregation)."""
     window = int(round(window_s * fs))
     return partial(predict, window=window, stride=window // 2, aggregate="max")
 
@@ -417,10 +418,9 @@ def _by_seed(scores, what: str) -> dict:
 def direction(comparison: SeedComparison) -> int:
     """+1 (A higher), −1 (A lower) or 0 (inconclusive).
 
-    A direction is stated only when **every** seed's difference has that sign **and** the pooled
-    interval excludes zero; anything else (signs differ between seeds, a zero difference, an
-    interval containing zero) is 0.
-    """
+    A direction is stated only when **every** seed's difference has that sign **and**
+    the pooled interval excludes zero; anything else (signs differ between seeds, a zero
+    difference, an interval containing zero) is 0."""
     values = np.array(list(comparison.per_seed.values()), dtype=float)
     if values.size == 0 or not np.isfinite(values).all():
         return 0

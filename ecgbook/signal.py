@@ -452,8 +452,8 @@ def spectrogram(x, fs: float, nperseg: int = 64, noverlap: int | None = None, fm
 def derive_limb_leads(lead_I, lead_II) -> dict[str, np.ndarray]:
     """Compute leads III, aVR, aVL and aVF from leads I and II.
 
-    Einthoven's law and Goldberger's augmented leads (all limb leads are combinations of two
-    independent potential differences)::
+    Einthoven's law and Goldberger's augmented leads (all limb leads are combinations of
+    two independent potential differences)::
 
         III = II - I
         aVR = -(I + II) / 2
@@ -468,7 +468,8 @@ def derive_limb_leads(lead_I, lead_II) -> dict[str, np.ndarray]:
     Returns
     -------
     dict
-        ``{"III": ..., "aVR": ..., "aVL": ..., "aVF": ...}``, each of the input shape and dtype.
+        ``{"III": ..., "aVR": ..., "aVL": ..., "aVF": ...}``, each of the input shape
+        and dtype.
 
     Raises
     ------
@@ -478,7 +479,10 @@ def derive_limb_leads(lead_I, lead_II) -> dict[str, np.ndarray]:
     i = _as_signal(lead_I, "lead_I", min_ndim=0)
     ii = _as_signal(lead_II, "lead_II", min_ndim=0)
     if i.shape != ii.shape:
-        raise ValueError(f"derive_limb_leads: lead_I has shape {i.shape}, lead_II has shape {ii.shape}")
+        raise ValueError(
+            f"derive_limb_leads: lead_I has shape {i.shape}, "
+            f"lead_II has shape {ii.shape}"
+        )
     dtype = np.result_type(i.dtype, ii.dtype)
     out = {"III": ii - i, "aVR": -(i + ii) / 2, "aVL": i - ii / 2, "aVF": ii - i / 2}
     return {name: value.astype(dtype, copy=False) for name, value in out.items()}
@@ -625,22 +629,29 @@ def stft_magnitude(x: "torch.Tensor", fs: float, nperseg: int, noverlap: int | N
     return torch.log(mag + eps) if log else mag
 
 
-def spectrogram_images(segments, fs: float, settings: SpectrogramSettings | None = None,
-                       mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                       device=None, check_finite: bool = True) -> torch.Tensor:
+def spectrogram_images(
+    segments,
+    fs: float,
+    settings: SpectrogramSettings | None = None,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    device=None,
+    check_finite: bool = True,
+) -> torch.Tensor:
     """Turn ECG excerpts into normalised 3-channel spectrogram images, on ``device``.
 
     Steps, per excerpt: (1) STFT magnitude, log-scaled, frequencies up to ``fmax``
-    (:func:`stft_magnitude`, the same numbers as :func:`spectrogram`); (2) min-max scaling to
-    [0, 1] **per image**, so that amplitude differences between records do not shift the whole
-    image (a constant spectrogram becomes all zeros); (3) frequency axis flipped so that low
-    frequencies are at the bottom, as in a plotted spectrogram; (4) bilinear resize
-    (:func:`torch.nn.functional.interpolate`, ``align_corners=False``) to ``size × size``, which
-    keeps values in [0, 1]; (5) the grey image replicated to the three RGB channels
-    (``expand``, no copy; a colour map would add an arbitrary hue encoding); (6) per-channel
-    ``(v - mean) / std``. Every step runs in torch on the device the excerpts are on, so on a GPU
-    only the raw excerpts cross the bus, not the 224 × 224 × 3 images (issue "fast where it
-    matters": STFT, resize and expansion on the GPU).
+    (:func:`stft_magnitude`, the same numbers as :func:`spectrogram`); (2) min-max
+    scaling to [0, 1] **per image**, so that amplitude differences between records do
+    not shift the whole image (a constant spectrogram becomes all zeros); (3) frequency
+    axis flipped so that low frequencies are at the bottom, as in a plotted spectrogram;
+    (4) bilinear resize (:func:`torch.nn.functional.interpolate`,
+    ``align_corners=False``) to ``size × size``, which keeps values in [0, 1]; (5) the
+    grey image replicated to the three RGB channels (``expand``, no copy; a colour map
+    would add an arbitrary hue encoding); (6) per-channel ``(v - mean) / std``. Every
+    step runs in torch on the device the excerpts are on, so on a GPU only the raw
+    excerpts cross the bus, not the 224 × 224 × 3 images (issue "fast where it matters":
+    STFT, resize and expansion on the GPU).
 
     Parameters
     ----------
@@ -650,7 +661,8 @@ def spectrogram_images(segments, fs: float, settings: SpectrogramSettings | None
     mean, std: per-channel normalisation for images in [0, 1] (the backbone's ``mean``/``std``).
     device: where to compute (default: the tensor's device; CPU for a NumPy array).
     check_finite: refuse NaN/inf (a device-to-host read; a caller that checked the whole set
-        once, as :func:`ecgbook.models.backbones.extract_features` does, passes ``False``).
+        once, as :func:`ecgbook.models.backbones.extract_features` does, passes
+        ``False``).
 
     Returns
     -------
@@ -660,7 +672,8 @@ def spectrogram_images(segments, fs: float, settings: SpectrogramSettings | None
     Raises
     ------
     ValueError
-        ``segments`` is not 1-D/2-D or holds NaN/inf, or an STFT setting is invalid for it.
+        ``segments`` is not 1-D/2-D or holds NaN/inf, or an STFT setting is invalid for
+        it.
     """
     import torch  # imported here: the rest of this module needs only NumPy/SciPy
     import torch.nn.functional as F
@@ -669,7 +682,9 @@ def spectrogram_images(segments, fs: float, settings: SpectrogramSettings | None
     if isinstance(segments, torch.Tensor):
         x = segments.to(device=device or segments.device, dtype=torch.float32)
     else:
-        x = torch.from_numpy(np.ascontiguousarray(segments, dtype=np.float32)).to(device or "cpu")
+        x = torch.from_numpy(np.ascontiguousarray(segments, dtype=np.float32)).to(
+            device or "cpu"
+        )
     single = x.ndim == 1
     if single:
         x = x[None]
@@ -678,11 +693,19 @@ def spectrogram_images(segments, fs: float, settings: SpectrogramSettings | None
     if check_finite and not bool(torch.isfinite(x).all()):
         raise ValueError("segments: holds NaN or infinite values")
     S = stft_magnitude(x, fs, nperseg=settings.nperseg, noverlap=settings.noverlap,
-                       fmax=settings.fmax, log=settings.log).flip(1)  # (n, F, T), high on top
+                       fmax=settings.fmax, log=settings.log)
+    S = S.flip(1)  # (n, F, T), high frequencies on top
     lo = S.amin(dim=(1, 2), keepdim=True)
     span = S.amax(dim=(1, 2), keepdim=True) - lo
-    S = torch.where(span > 0, (S - lo) / torch.where(span > 0, span, 1.0), torch.zeros_like(S))
-    img = F.interpolate(S[:, None], size=(settings.size, settings.size), mode="bilinear", align_corners=False)
+    S = torch.where(
+        span > 0, (S - lo) / torch.where(span > 0, span, 1.0), torch.zeros_like(S)
+    )
+    img = F.interpolate(
+        S[:, None],
+        size=(settings.size, settings.size),
+        mode="bilinear",
+        align_corners=False,
+    )
     img = img.expand(-1, 3, -1, -1)
     m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)

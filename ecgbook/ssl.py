@@ -60,16 +60,21 @@ def teacher_temperature_schedule(warmup_temp: float, temp: float, warmup_epochs:
 
 @torch.no_grad()
 def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
-    """``θ_t ← m θ_t + (1 − m) θ_s`` for every parameter (buffers are left alone, as DINO).
+    """``θ_t ← m θ_t + (1 − m) θ_s`` for every parameter (buffers are left alone, as
+    DINO).
 
     Raises ``ValueError`` when the two modules' parameters differ in number or shape.
     """
     pt, ps = list(teacher.parameters()), list(student.parameters())
     if len(pt) != len(ps):
-        raise ValueError(f"ema_update: teacher has {len(pt)} parameters, student {len(ps)}")
+        raise ValueError(
+            f"ema_update: teacher has {len(pt)} parameters, student {len(ps)}"
+        )
     for t, s in zip(pt, ps):
         if t.shape != s.shape:
-            raise ValueError(f"ema_update: shape mismatch {tuple(t.shape)} vs {tuple(s.shape)}")
+            raise ValueError(
+                f"ema_update: shape mismatch {tuple(t.shape)} vs {tuple(s.shape)}"
+            )
         t.mul_(momentum).add_(s.detach(), alpha=1.0 - momentum)
 
 
@@ -110,38 +115,55 @@ class DINOHead(nn.Module):
 
 
 class DINOLoss(nn.Module):
-    """DINO's cross-entropy between the centred, sharpened teacher and the student, over every pair
-    of different views, averaged over the pairs (``main_dino.py`` ``DINOLoss``):
+    """DINO's cross-entropy between the centred, sharpened teacher and the student, over
+    every pair of different views, averaged over the pairs (``main_dino.py``
+    ``DINOLoss``):
 
     .. math:: \\mathcal L = \\frac{1}{|P|}\\sum_{(g, v) \\in P} \\frac1B\\sum_b
               -\\sum_k \\operatorname{softmax}\\big((t_{g,b} - c)/\\tau_t\\big)_k
               \\log\\operatorname{softmax}(s_{v,b}/\\tau_s)_k,
 
-    ``P`` = pairs of a global view ``g`` (teacher) and any view ``v ≠ g`` (student). The centre is
-    ``c ← m c + (1 − m) mean_b t_b`` over the teacher outputs of the batch (divided once by the batch
-    size; the official ECG code divides twice, ``DINO_signal.py:197-198``).
+    ``P`` = pairs of a global view ``g`` (teacher) and any view ``v ≠ g`` (student). The
+    centre is ``c ← m c + (1 − m) mean_b t_b`` over the teacher outputs of the batch
+    (divided once by the batch size; the official ECG code divides twice,
+    ``DINO_signal.py:197-198``).
 
-    Parameters: ``out_dim`` K, ``n_global`` (2), ``student_temp`` (0.1), ``center_momentum`` (0.9),
-    ``centering`` (False only to demonstrate collapse).
-    """
+    Parameters: ``out_dim`` K, ``n_global`` (2), ``student_temp`` (0.1),
+    ``center_momentum`` (0.9), ``centering`` (False only to demonstrate collapse)."""
 
-    def __init__(self, out_dim: int, n_global: int = 2, student_temp: float = 0.1, center_momentum: float = 0.9,
-                 centering: bool = True):
+    def __init__(
+        self,
+        out_dim: int,
+        n_global: int = 2,
+        student_temp: float = 0.1,
+        center_momentum: float = 0.9,
+        centering: bool = True,
+    ):
         super().__init__()
-        self.n_global, self.student_temp, self.center_momentum = n_global, student_temp, center_momentum
+        self.n_global, self.student_temp, self.center_momentum = (
+            n_global,
+            student_temp,
+            center_momentum,
+        )
         self.centering = centering
         self.register_buffer("center", torch.zeros(1, out_dim))
 
-    def forward(self, student_out: torch.Tensor, teacher_out: torch.Tensor, teacher_temp: float,
-                update_center: bool = True) -> tuple[torch.Tensor, dict]:
-        """``student_out`` ``(n_views × B, K)``, ``teacher_out`` ``(n_global × B, K)``, views stacked
-        in order (the first ``n_global`` student views are the global views the teacher saw).
+    def forward(
+        self,
+        student_out: torch.Tensor,
+        teacher_out: torch.Tensor,
+        teacher_temp: float,
+        update_center: bool = True,
+    ) -> tuple[torch.Tensor, dict]:
+        """``student_out`` ``(n_views × B, K)``, ``teacher_out`` ``(n_global × B, K)``,
+        views stacked in order (the first ``n_global`` student views are the global
+        views the teacher saw).
 
-        Returns ``(loss, diagnostics)``: the float32 loss and detached scalars ``teacher_entropy``
-        (mean entropy of the teacher's distributions, nats), ``teacher_mean_entropy`` (entropy of their
-        batch mean) and ``kl`` (mean KL(teacher ‖ student) over the pairs). Updates the centre when
-        ``update_center`` (training).
-        """
+        Returns ``(loss, diagnostics)``: the float32 loss and detached scalars
+        ``teacher_entropy`` (mean entropy of the teacher's distributions, nats),
+        ``teacher_mean_entropy`` (entropy of their batch mean) and ``kl`` (mean
+        KL(teacher ‖ student) over the pairs). Updates the centre when ``update_center``
+        (training)."""
         student_out, teacher_out = student_out.float(), teacher_out.float().detach()
         n_views = student_out.shape[0] // (teacher_out.shape[0] // self.n_global)
         s_logp = F.log_softmax(student_out / self.student_temp, dim=-1).chunk(n_views)
@@ -160,7 +182,11 @@ class DINOLoss(nn.Module):
             ent = -(q_all * torch.log(q_all.clamp_min(1e-12))).sum(-1).mean()
             mean_q = q_all.mean(0)
             mean_ent = -(mean_q * torch.log(mean_q.clamp_min(1e-12))).sum()
-            diag = {"teacher_entropy": ent, "teacher_mean_entropy": mean_ent, "kl": loss.detach() - ent}
+            diag = {
+                "teacher_entropy": ent,
+                "teacher_mean_entropy": mean_ent,
+                "kl": loss.detach() - ent,
+            }
         if update_center and self.centering:
             self.update_center(teacher_out)
         return loss, diag
@@ -169,7 +195,9 @@ class DINOLoss(nn.Module):
     def update_center(self, teacher_out: torch.Tensor) -> None:
         """``c ← m c + (1 − m) · mean over the batch of the teacher outputs``."""
         batch_center = teacher_out.float().mean(dim=0, keepdim=True)
-        self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)
+        self.center.mul_(self.center_momentum).add_(
+            batch_center, alpha=1 - self.center_momentum
+        )
 
 
 class MultiCrop(nn.Module):
@@ -456,21 +484,26 @@ class SimCLRTask(Task):
 # ============================================================================ downstream
 
 
-def label_fraction_subsets(patient_id, fractions: Sequence[float] = (0.01, 0.1, 1.0), seed: int = 0) -> dict[float, np.ndarray]:
+def label_fraction_subsets(
+    patient_id, fractions: Sequence[float] = (0.01, 0.1, 1.0), seed: int = 0
+) -> dict[float, np.ndarray]:
     """Nested, patient-disjoint label-fraction subsets of the training records.
 
-    Patients are put in one random order (``numpy.random.default_rng(seed)``); the subset of
-    fraction ``f`` is the shortest prefix of that order whose records number at least
-    ``max(1, round(f × records))``. Hence every subset holds whole patients (a patient's records
-    are all in or all out), the subsets are nested (1 % ⊂ 10 % ⊂ 100 %), and they depend on
-    ``(patient_id, fractions, seed)`` only — identical for every method and training seed.
+    Patients are put in one random order (``numpy.random.default_rng(seed)``); the
+    subset of fraction ``f`` is the shortest prefix of that order whose records number
+    at least ``max(1, round(f × records))``. Hence every subset holds whole patients (a
+    patient's records are all in or all out), the subsets are nested (1 % ⊂ 10 % ⊂ 100
+    %), and they depend on ``(patient_id, fractions, seed)`` only — identical for every
+    method and training seed.
 
-    ``patient_id``: ``(records,)`` of the training folds. Returns ``{f: sorted record indices}``.
-    Raises ``ValueError`` for a fraction outside (0, 1] or no records.
-    """
+    ``patient_id``: ``(records,)`` of the training folds. Returns ``{f: sorted record
+    indices}``. Raises ``ValueError`` for a fraction outside (0, 1] or no records."""
     pid = np.asarray(patient_id)
     if pid.ndim != 1 or len(pid) == 0:
-        raise ValueError(f"label_fraction_subsets: patient_id must be a non-empty 1-D array, got shape {pid.shape}")
+        raise ValueError(
+            "label_fraction_subsets: patient_id must be a non-empty 1-D array, "
+            f"got shape {pid.shape}"
+        )
     bad = [f for f in fractions if not 0 < f <= 1]
     if bad:
         raise ValueError(f"label_fraction_subsets: fractions {bad} outside (0, 1]")
@@ -478,12 +511,12 @@ def label_fraction_subsets(patient_id, fractions: Sequence[float] = (0.01, 0.1, 
     order = np.random.default_rng(seed).permutation(len(patients))
     rank = np.empty(len(patients), dtype=int)
     rank[order] = np.arange(len(patients))
-    counts = np.bincount(inverse)[order]          # records per patient, in the random order
+    counts = np.bincount(inverse)[order]  # records per patient, in the random order
     cum = np.cumsum(counts)
     out = {}
     for f in fractions:
         need = max(1, int(round(f * len(pid))))
-        k = int(np.searchsorted(cum, need)) + 1     # patients taken
+        k = int(np.searchsorted(cum, need)) + 1  # patients taken
         out[float(f)] = np.flatnonzero(rank[inverse] < k)
     return out
 

@@ -367,9 +367,12 @@ def logits_of(output) -> torch.Tensor:
     return output.logits
 
 
-def window_starts(samples: int, window: int | None, stride: int | None = None) -> list[int]:
-    """Start samples of test-time windows of ``window`` samples every ``stride`` (default
-    ``window // 2``), the last window ending at the record's end; ``[0]`` without a window."""
+def window_starts(
+    samples: int, window: int | None, stride: int | None = None
+) -> list[int]:
+    """Start samples of test-time windows of ``window`` samples every ``stride``
+    (default ``window // 2``), the last window ending at the record's end; ``[0]``
+    without a window."""
     if window is None or window >= samples:
         return [0]
     stride = stride or window // 2

@@ -118,6 +118,28 @@ def test_shown_code_fits_the_column(stem):
     assert book.long_code_lines(path) == [], f"{path.name}: code lines over {book.CODE_LINE_LIMIT}"
 
 
+@pytest.mark.parametrize("stem", COLUMN_CHECKED)
+def test_package_code_shown_in_a_chapter_fits_the_column(stem):
+    """``literalinclude`` / ``pages.show_source`` put package code in the page: it must fit too."""
+    path = ROOT / "chapters" / f"{stem}.md"
+    assert book.long_included_lines(path) == []
+
+
+def test_long_included_lines_finds_long_lines_and_missing_objects(tmp_path):
+    page = tmp_path / "p.md"
+    page.write_text("```{literalinclude} ../ecgbook/book.py\n:pyobject: long_included_lines\n```\n")
+    assert book.long_included_lines(page) == []
+    assert book.long_included_lines(page, limit=60)[0].startswith("ecgbook/book.py:long_included_lines: line")
+    page.write_text("```python\npages.show_source(book.long_code_lines)\n```\n")
+    assert book.long_included_lines(page, limit=40)  # its summary line is longer than 40
+    page.write_text("```{literalinclude} ../ecgbook/book.py\n:pyobject: no_such_function\n```\n")
+    with pytest.raises(LookupError, match="no_such_function"):
+        book.long_included_lines(page)
+    page.write_text("pages.show_source(signal.no_such_function)\n")
+    with pytest.raises(LookupError, match="no_such_function"):
+        book.long_included_lines(page)
+
+
 def test_long_code_lines_skips_hidden_cells(tmp_path):
     page = tmp_path / "p.md"
     long = "x = " + "1 + " * 30 + "1"

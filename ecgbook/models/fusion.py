@@ -118,12 +118,15 @@ class FusionClassifier(nn.Module):
         self.head = official_head(d, n_classes)
 
     def fuse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Fused features ``(batch, d_t + d_s)`` and gate weights ``(batch, 2)`` (``None`` for concat)."""
+        """Fused features ``(batch, d_t + d_s)`` and gate weights ``(batch, 2)``
+        (``None`` for concat)."""
         h_t = self.time_encoder(x)
         h_s = self.spec_encoder(self.spectrogram(x))
         if self.gate_fc is None:
             return torch.cat([h_t, h_s], dim=1), None
-        g = torch.softmax(self.gate_fc(torch.cat([h_t, h_s], dim=1)).float(), dim=1).to(h_t.dtype)
+        g = torch.softmax(self.gate_fc(torch.cat([h_t, h_s], dim=1)).float(), dim=1).to(
+            h_t.dtype
+        )
         return torch.cat([g[:, :1] * h_t, g[:, 1:] * h_s], dim=1), g
 
     def forward(self, x: torch.Tensor) -> dict:

@@ -341,22 +341,30 @@ class ResidualBlock(nn.Module):
 
 
 class FeatureExchange(nn.Module):
-    """Feature complementary mechanism: each branch receives the other's features, added.
+    """Feature complementary mechanism: each branch adds the other's features.
 
-    ``high' = high + up(low)`` with ``up`` = 1×1 conv → BN → nearest upsampling to the high length;
-    ``low' = low + down(high)`` with ``down`` = conv(k=3, stride 2) → BN. Both use the pre-exchange
-    features. Released counterpart: ``attention.Scale_Fusion`` (defined, never called by ``Dui1``).
+    ``high' = high + up(low)`` with ``up`` = 1×1 conv → BN → nearest upsampling to the
+    high length; ``low' = low + down(high)`` with ``down`` = conv(k=3, stride 2) → BN.
+    Both use the pre-exchange features. Released counterpart: ``attention.Scale_Fusion``
+    (defined, never called by ``Dui1``).
 
-    Inputs ``high (batch, C_h, n)`` and ``low (batch, C_l, ⌈n/2⌉)``; outputs of the same shapes.
-    """
+    Inputs ``high (batch, C_h, n)`` and ``low (batch, C_l, ⌈n/2⌉)``; outputs of the same
+    shapes."""
 
     def __init__(self, high_channels: int, low_channels: int):
         super().__init__()
-        self.down = nn.Sequential(nn.Conv1d(high_channels, low_channels, 3, stride=2, padding=1, bias=False),
-                                  nn.BatchNorm1d(low_channels))
-        self.up = nn.Sequential(nn.Conv1d(low_channels, high_channels, 1, bias=False), nn.BatchNorm1d(high_channels))
+        self.down = nn.Sequential(
+            nn.Conv1d(high_channels, low_channels, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm1d(low_channels),
+        )
+        self.up = nn.Sequential(
+            nn.Conv1d(low_channels, high_channels, 1, bias=False),
+            nn.BatchNorm1d(high_channels),
+        )
 
-    def forward(self, high: torch.Tensor, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, high: torch.Tensor, low: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         to_high = F.interpolate(self.up(low), size=high.shape[-1], mode="nearest")
         return high + to_high, low + self.down(high)
 
@@ -669,13 +677,17 @@ def count_parameters(model: nn.Module, example_input: torch.Tensor) -> int:
     return total
 
 
-def symmetric_bernoulli_kl(logits_a: torch.Tensor, logits_b: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Symmetric KL between per-class Bernoulli distributions of tempered sigmoid outputs.
+def symmetric_bernoulli_kl(
+    logits_a: torch.Tensor, logits_b: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """Symmetric KL between per-class Bernoulli distributions of tempered sigmoid
+    outputs.
 
     With ``a = z_a / T``, ``b = z_b / T``, ``p = σ(a)``, ``q = σ(b)``, per class
-    ``KL(Ber(p)‖Ber(q)) + KL(Ber(q)‖Ber(p)) = (p − q)(a − b)`` (the log-odds differences telescope);
-    summed over classes, averaged over the batch and multiplied by ``T²`` (Hinton et al. 2015,
-    distillation). Exactly 0 when the logits agree, positive otherwise.
+    ``KL(Ber(p)‖Ber(q)) + KL(Ber(q)‖Ber(p)) = (p − q)(a − b)`` (the log-odds differences
+    telescope); summed over classes, averaged over the batch and multiplied by ``T²``
+    (Hinton et al. 2015, distillation). Exactly 0 when the logits agree, positive
+    otherwise.
 
     Parameters
     ----------
@@ -691,7 +703,7 @@ def symmetric_bernoulli_kl(logits_a: torch.Tensor, logits_b: torch.Tensor, tempe
     """
     a, b = logits_a / temperature, logits_b / temperature
     per_class = (torch.sigmoid(a) - torch.sigmoid(b)) * (a - b)
-    return per_class.sum(dim=1).mean() * temperature ** 2
+    return per_class.sum(dim=1).mean() * temperature**2
 
 
 def symmetric_softmax_kl(logits_a: torch.Tensor, logits_b: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -817,14 +829,18 @@ class MutualLearningLoss(nn.Module):
         diff = F.normalize(feat_high, dim=-1) - F.normalize(feat_low, dim=-1)
         return diff.pow(2).sum(dim=-1).mean()
 
-    def forward(self, output: MRMNetOutput | Mapping[str, torch.Tensor | None],
-                target: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
+    def forward(
+        self,
+        output: MRMNetOutput | Mapping[str, torch.Tensor | None],
+        target: torch.Tensor,
+    ) -> tuple[torch.Tensor, LossParts]:
         """Compute the loss.
 
         Parameters
         ----------
         output : MRMNetOutput or mapping
-            Needs ``logits_high``, ``logits_low`` (either may be None), ``feat_high``, ``feat_low``.
+            Needs ``logits_high``, ``logits_low`` (either may be None), ``feat_high``,
+            ``feat_low``.
         target : Tensor ``(batch, n_classes)``
             Multi-hot labels in ``[0, 1]``.
 
@@ -833,29 +849,35 @@ class MutualLearningLoss(nn.Module):
         loss : Tensor
             Scalar total.
         parts : LossParts
-            ``bce_high``, ``bce_low``, ``kl``, ``feat`` (unweighted) and ``total``, read as floats
-            (``0.0`` for a term not computed); held as detached float32 tensors, so the loss costs no
-            host synchronisation per step.
+            ``bce_high``, ``bce_low``, ``kl``, ``feat`` (unweighted) and ``total``, read
+            as floats (``0.0`` for a term not computed); held as detached float32
+            tensors, so the loss costs no host synchronisation per step.
         """
-        # every term in float32, whatever the autocast dtype of the outputs (bf16 on GPU)
+        # every term in float32, whatever the outputs' autocast dtype (bf16 on GPU)
         heads = {name: output[f"logits_{name}"] for name in ("high", "low")}
         present = {name: z.float() for name, z in heads.items() if z is not None}
         if not present:
-            raise ValueError("MutualLearningLoss: the output has neither logits_high nor logits_low")
+            raise ValueError(
+                "MutualLearningLoss: the output has neither logits_high nor logits_low"
+            )
         target = target.float()
         parts = LossParts(bce_high=0.0, bce_low=0.0, kl=0.0, feat=0.0)
         total = None
         with torch.autocast(device_type=target.device.type, enabled=False):
             for name, z in present.items():
                 if z.shape != target.shape:
-                    raise ValueError(f"MutualLearningLoss: logits_{name} has shape {tuple(z.shape)} but the "
-                                     f"target has {tuple(target.shape)}")
+                    raise ValueError(
+                        f"MutualLearningLoss: logits_{name} has shape "
+                        f"{tuple(z.shape)} but the target has {tuple(target.shape)}"
+                    )
                 bce = F.binary_cross_entropy_with_logits(z, target)
                 parts[f"bce_{name}"] = bce.detach()
                 total = bce if total is None else total + bce
             if self.mutual and len(present) == 2:
                 kl = self.output_divergence(present["high"], present["low"])
-                feat = self.feature_divergence(output["feat_high"].float(), output["feat_low"].float())
+                feat = self.feature_divergence(
+                    output["feat_high"].float(), output["feat_low"].float()
+                )
                 parts["kl"], parts["feat"] = kl.detach(), feat.detach()
                 total = total + self.kl_weight * kl + self.feat_weight * feat
         parts["total"] = total.detach()

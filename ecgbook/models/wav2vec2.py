@@ -403,49 +403,86 @@ class Wav2Vec2Pretrainer(nn.Module):
         """Gumbel temperature schedule (see :meth:`GumbelQuantizer.set_num_updates`)."""
         self.quantizer.set_num_updates(num_updates)
 
-    def forward(self, source: torch.Tensor, mask: torch.Tensor, negatives_u: torch.Tensor | None = None,
-                gumbel: torch.Tensor | None = None) -> dict:
-        if mask is None:                      # no wav2vec 2.0 term (CMSC alone): the pooled context only
+    def forward(
+        self,
+        source: torch.Tensor,
+        mask: torch.Tensor,
+        negatives_u: torch.Tensor | None = None,
+        gumbel: torch.Tensor | None = None,
+    ) -> dict:
+        if mask is None:  # no wav2vec 2.0 term (CMSC alone): the pooled context only
             return {"pooled": self.encoder(source)["x"].mean(1)}
         enc = self.encoder(source, mask)
         x, feats = enc["x"], enc["features"]
         b, t, _ = x.shape
         counts = mask.sum(1)
         if int(counts.min()) < 2:
-            raise ValueError("every sequence needs at least 2 masked steps (one target and one distractor)")
+            raise ValueError(
+                "every sequence needs at least 2 masked steps "
+                "(one target and one distractor)"
+            )
         m = int(counts.max())
-        order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, :m]     # masked steps first, in time order
+        order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[
+            :, :m
+        ]  # masked steps first, in time order
         valid = torch.arange(m, device=x.device)[None, :] < counts[:, None]
         rows = torch.arange(b, device=x.device)[:, None]
-        ctx = self.final_proj(x[rows, order])                                         # (b, m, F)
+        ctx = self.final_proj(x[rows, order])  # (b, m, F)
         k = self.cfg.num_negatives
         if gumbel is None and self.training:
-            gumbel = -torch.empty(b, t, self.cfg.latent_groups, self.cfg.latent_vars, device=x.device).exponential_().log()
+            gumbel = (
+                -torch.empty(
+                    b, t, self.cfg.latent_groups, self.cfg.latent_vars, device=x.device
+                )
+                .exponential_()
+                .log()
+            )
         flat_valid = valid.reshape(-1)
         target_in = feats[rows, order].reshape(b * m, -1)[flat_valid]
-        noise = gumbel[rows, torch.arange(m, device=x.device)[None, :].expand(b, m)].reshape(b * m, *gumbel.shape[2:])[flat_valid] \
-            if gumbel is not None else None
+        noise = (
+            gumbel[
+                rows, torch.arange(m, device=x.device)[None, :].expand(b, m)
+            ].reshape(b * m, *gumbel.shape[2:])[flat_valid]
+            if gumbel is not None
+            else None
+        )
         qout = self.quantizer(target_in, noise)
         y = x.new_zeros(b * m, self.cfg.final_dim, dtype=qout["q"].dtype)
         y[flat_valid] = qout["q"]
-        y = self.project_q(y.view(b, m, -1))                                          # (b, m, F)
+        y = self.project_q(y.view(b, m, -1))  # (b, m, F)
         if negatives_u is None:
             negatives_u = torch.rand(b, t, k, device=x.device)
         u = negatives_u[:, :m, :k]
         own = torch.arange(m, device=x.device)[None, :, None]
-        neg = (u * (counts[:, None, None] - 1)).long().clamp_max(counts[:, None, None] - 2)
-        neg = neg + (neg >= own).long()                                               # skip the step itself
-        negs = y[rows[..., None], neg]                                                # (b, m, K, F)
+        neg = (
+            (u * (counts[:, None, None] - 1))
+            .long()
+            .clamp_max(counts[:, None, None] - 2)
+        )
+        neg = neg + (neg >= own).long()  # skip the step itself
+        negs = y[rows[..., None], neg]  # (b, m, K, F)
         targets = torch.cat([y[:, :, None], negs], dim=2)
         c_n = F.normalize(ctx.float(), dim=-1, eps=1e-8)
         t_n = F.normalize(targets.float(), dim=-1, eps=1e-8)
-        logits = torch.einsum("bmf,bmkf->bmk", c_n, t_n) / self.cfg.logit_temp      # cosine / 0.1
+        logits = (
+            torch.einsum("bmf,bmkf->bmk", c_n, t_n) / self.cfg.logit_temp
+        )  # cosine / 0.1
         same = (negs == y[:, :, None]).all(-1)
-        logits = torch.cat([logits[..., :1], logits[..., 1:].masked_fill(same, float("-inf"))], dim=-1)
-        return {"logits": logits, "valid": valid, "neg_index": neg, "pooled": x.mean(1),
-                "prob_sum": qout["prob_sum"], "hard_sum": qout["hard_sum"], "n": qout["n"],
-                "features_pen_sum": enc["features_pen_sum"], "features_numel": enc["features_numel"],
-                "temp": self.quantizer.curr_temp}
+        logits = torch.cat(
+            [logits[..., :1], logits[..., 1:].masked_fill(same, float("-inf"))], dim=-1
+        )
+        return {
+            "logits": logits,
+            "valid": valid,
+            "neg_index": neg,
+            "pooled": x.mean(1),
+            "prob_sum": qout["prob_sum"],
+            "hard_sum": qout["hard_sum"],
+            "n": qout["n"],
+            "features_pen_sum": enc["features_pen_sum"],
+            "features_numel": enc["features_numel"],
+            "temp": self.quantizer.curr_temp,
+        }
 
 
 class W2VClassifier(nn.Module):
