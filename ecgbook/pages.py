@@ -194,7 +194,9 @@ def header(chapter: str, profile: str, root: Path | None = None) -> None:
 
 def tidy_table(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """A copy of ``df`` ready to show: floats rounded to ``digits``, integral float columns as
-    integers, and column names with underscores replaced by spaces. The index is kept."""
+    integers, and column names with underscores replaced by spaces (in every level of a
+    MultiIndex, which stays one, so the HTML shows a spanning header, not tuples). The index
+    is kept."""
     out = df.copy()
     for col in out.columns:
         s = out[col]
@@ -204,7 +206,14 @@ def tidy_table(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
                 out[col] = s.astype("int64")
             else:
                 out[col] = s.round(digits)
-    out.columns = [c.replace("_", " ") if isinstance(c, str) else c for c in out.columns]
+    def name(c):
+        return c.replace("_", " ") if isinstance(c, str) else c
+
+    if isinstance(out.columns, pd.MultiIndex):  # kept as levels: the HTML spans the top level
+        out.columns = pd.MultiIndex.from_tuples([tuple(name(x) for x in c) for c in out.columns],
+                                                names=out.columns.names)
+    else:
+        out.columns = [name(c) for c in out.columns]
     return out
 
 

@@ -58,6 +58,15 @@ def test_every_results_chapter_has_its_page():
         assert f'pages.header("{chapter}"' in text, f"{page}.md does not show the header of {chapter!r}"
 
 
+def test_tables_with_two_header_levels_show_levels_not_tuples():
+    df = pd.DataFrame([[0.8681, 0.88], [0.8772, 0.9]], index=["MRM-Net", "resnet1d_wang"],
+                      columns=pd.MultiIndex.from_tuples([("rhythm", "mean_sd"), ("rhythm", "pooled")]))
+    tidy = pages.tidy_table(df)
+    assert list(tidy.columns) == [("rhythm", "mean sd"), ("rhythm", "pooled")]
+    html = pages.table_html(df)
+    assert "('rhythm'" not in html and html.count(">rhythm<") == 1 and "0.868" in html
+
+
 def test_format_duration():
     assert pages.format_duration(8.2) == "8 s"
     assert pages.format_duration(270) == "4.5 min"
