@@ -36,6 +36,7 @@ from . import health
 from .data.ptbxl import PTBXLTask
 from .metrics import (accuracy, apply_thresholds, bootstrap_ci, choose_thresholds, f1_scores, macro_auroc,
                       paired_bootstrap)
+from .results import signed, signed_interval
 from .signal import Standardizer, crop
 from .train import ArrayDataset, TrainConfig, TrainResult, fit, predict, seed_everything
 
@@ -457,10 +458,10 @@ def comparison_sentence(comparison: SeedComparison, a: str, b: str, *, where: st
     c = comparison
     where = f" {where}" if where else ""
     values = list(c.per_seed.values())
-    span = f"{min(values):+.3f} to {max(values):+.3f}" if len(values) > 1 else f"{values[0]:+.3f}"
+    span = f"{signed(min(values))} to {signed(max(values))}" if len(values) > 1 else signed(values[0])
     seeds = f"{c.n_seeds} seed{'s' if c.n_seeds != 1 else ''}"
     level = f"{100 * (1 - c.alpha):.0f} %"
-    interval = f"Δ {c.pooled:+.3f} [{c.low:+.3f}, {c.high:+.3f}]"
+    interval = f"Δ {signed_interval(c.pooled, c.low, c.high)}"
     p = f", p = {c.p_value:.2f}" if c.p_value is not None else ""
     d = direction(c)
     blocked = blocking_warnings(health)

@@ -168,3 +168,18 @@ def metrics_table(doc: dict) -> pd.DataFrame:
 def reference_table(doc: dict) -> pd.DataFrame:
     """The ``reference`` rows (published numbers) as a DataFrame."""
     return pd.DataFrame(doc["reference"])
+
+
+def signed(value: float, digits: int = 3) -> str:
+    """A difference with its sign, e.g. ``"+0.012"`` or ``"-0.047"``, and ``"+0.000"`` (never
+    ``"-0.000"``) for a value that rounds to zero; ``"nan"`` for NaN."""
+    if value != value:
+        return "nan"
+    text = f"{value:+.{digits}f}"
+    return f"{0.0:+.{digits}f}" if text.lstrip("+-").strip("0.") == "" else text
+
+
+def signed_interval(value: float, low: float, high: float, digits: int = 3) -> str:
+    """``"Δ [low, high]"`` with signs, as the pages show a paired difference and its interval:
+    e.g. ``"-0.001 [-0.013, +0.011]"`` (each part through :func:`signed`)."""
+    return f"{signed(value, digits)} [{signed(low, digits)}, {signed(high, digits)}]"

@@ -78,3 +78,12 @@ def test_provenance_records_threads_and_cpu_model(tmp_path):
         if names:
             assert prov["cpu"].startswith(names[0])
     assert prov["machine"] and "python" in prov and "torch" in prov
+
+
+def test_signed_differences_never_show_minus_zero():
+    from ecgbook.results import signed, signed_interval
+
+    assert signed(0.047) == "+0.047" and signed(-0.0468) == "-0.047"
+    assert signed(-0.0001) == "+0.000" and signed(-0.0) == "+0.000" and signed(0.0004) == "+0.000"
+    assert signed(-0.0006) == "-0.001" and signed(float("nan")) == "nan" and signed(-0.04, 1) == "+0.0"
+    assert signed_interval(-0.0001, -0.013, 0.011) == "+0.000 [-0.013, +0.011]"
