@@ -207,6 +207,8 @@ def tidy_table(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
             else:
                 out[col] = s.round(digits)
     def name(c):
+        if isinstance(c, float):  # e.g. a label fraction: 0.1, not 0.100000
+            return f"{c:g}"
         return c.replace("_", " ") if isinstance(c, str) else c
 
     if isinstance(out.columns, pd.MultiIndex):  # kept as levels: the HTML spans the top level

@@ -65,6 +65,9 @@ def test_tables_with_two_header_levels_show_levels_not_tuples():
     assert list(tidy.columns) == [("rhythm", "mean sd"), ("rhythm", "pooled")]
     html = pages.table_html(df)
     assert "('rhythm'" not in html and html.count(">rhythm<") == 1 and "0.868" in html
+    fractions = pd.DataFrame([[0.7, 0.8]], columns=[0.1, 1.0], index=["W2V"])
+    assert list(pages.tidy_table(fractions).columns) == ["0.1", "1"]
+    assert "0.100000" not in pages.table_html(fractions)
 
 
 def test_format_duration():
