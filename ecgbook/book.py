@@ -429,66 +429,57 @@ def long_included_lines(path: Path, limit: int = CODE_LINE_LIMIT) -> list[str]:
 
     Checks each ``literalinclude`` of ``../ecgbook/…`` with ``:pyobject:`` (the whole
     object, docstring included) and each object passed to ``pages.show_source`` (as it
-    renders it, docstring reduced to its summary). Returns one
+    renders it, docstring reduced to its summary), both through
+    :func:`ecgbook.pages.source_markdown`. Returns one
     ``"<file>:<object>: line <n> (<length> characters)"`` per long line.
 
     Raises ``LookupError`` when a shown object cannot be found, so a renamed function
     fails here rather than as an empty block in the book.
     """
-    import ast
     import importlib
     import pkgutil
 
     from . import pages
 
     text = Path(path).read_text(encoding="utf-8")
-    root = config.project_root()
-    out = []
+    shown = []  # (label, object, docstring mode)
     for file, dotted in _INCLUDE.findall(text):
-        src = (root / file).read_text(encoding="utf-8").splitlines()
-        node = ast.parse("\n".join(src))
+        obj = importlib.import_module(file.removesuffix(".py").replace("/", "."))
         for part in dotted.split("."):
-            node = next(
-                (
-                    n
-                    for n in ast.iter_child_nodes(node)
-                    if getattr(n, "name", None) == part
-                    and isinstance(
-                        n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-                    )
-                ),
-                None,
-            )
-            if node is None:
+            obj = getattr(obj, part, None)
+            if obj is None:
                 raise LookupError(
                     f"{Path(path).name}: {file} has no {dotted!r} to include"
                 )
-        start = min([d.lineno for d in node.decorator_list] + [node.lineno])
-        out += [
-            f"{file}:{dotted}: line {k} ({len(src[k - 1])} characters)"
-            for k in range(start, node.end_lineno + 1)
-            if len(src[k - 1]) > limit
-        ]
+        shown.append((f"{file}:{dotted}", obj, "full"))
     package = importlib.import_module(__package__)
+    modules = [
+        info.name
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")
+    ]
     for name in _SHOW_SOURCE.findall(text):
         last = name.split(".")[-1]
-        obj = None
-        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-            module = importlib.import_module(info.name)
-            candidate = getattr(module, last, None)
-            if (
-                callable(candidate)
-                and getattr(candidate, "__module__", None) == info.name
-            ):
-                obj = candidate
-                break
+        found = (getattr(importlib.import_module(m), last, None) for m in modules)
+        obj = next(
+            (
+                o
+                for o in found
+                if callable(o) and o.__module__.startswith(package.__name__)
+            ),
+            None,
+        )
         if obj is None:
             raise LookupError(
                 f"{Path(path).name}: pages.show_source({name}) names no package object"
             )
-        lines = pages.source_markdown(obj).splitlines()
+        shown.append((f"{obj.__module__}:{last}", obj, "summary"))
+    out = []
+    for label, obj, docstring in shown:
+        lines = pages.source_markdown(obj, docstring=docstring).splitlines()[
+            2:
+        ]  # code only
         out += [
-            f"{obj.__module__}:{last}: line {k} ({len(line)} characters)"
+            f"{label}: line {k} ({len(line)} characters)"
             for k, line in enumerate(lines, 1)
             if len(line) > limit
         ]

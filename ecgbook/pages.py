@@ -136,8 +136,8 @@ def run_time_table(root: Path | None = None) -> pd.DataFrame:
     for chapter, page in CHAPTER_PAGES.items():
         number, _, name = page.partition("_")
         row = {"chapter": f"{number} {name.replace('_', ' ')}"}
+        t = times[chapter]
         for prof in profs:
-            t = times[chapter]
             row[prof] = (f"{format_duration(t.loc[prof, 'seconds'])} on {t.loc[prof, 'device']}"
                          if prof in t.index else "not run")
         rows.append(row)

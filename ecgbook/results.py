@@ -176,7 +176,7 @@ def signed(value: float, digits: int = 3) -> str:
     if value != value:
         return "nan"
     text = f"{value:+.{digits}f}"
-    return f"{0.0:+.{digits}f}" if text.lstrip("+-").strip("0.") == "" else text
+    return f"{0.0:+.{digits}f}" if float(text) == 0 else text
 
 
 def signed_interval(value: float, low: float, high: float, digits: int = 3) -> str:
