@@ -1,6 +1,9 @@
 """The 1-D ResNet baseline and the shared training loop."""
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -389,6 +392,31 @@ def test_history_says_what_each_loss_is(tiny):
 
 # ------------------------------------------------------------------ issue 11: keep the GPU busy (code paths on CPU)
 
+@functools.lru_cache(maxsize=None)
+def in_package_code(filename: str) -> bool:
+    """Whether a code object's file is part of the ``ecgbook`` package itself (its own directory),
+    not any file whose path merely contains ``/ecgbook/`` (a clone named ``ecgbook`` holds ``.venv``)."""
+    import ecgbook
+
+    package = Path(ecgbook.__file__).resolve().parent
+    try:
+        return Path(filename).resolve().is_relative_to(package)
+    except (OSError, ValueError):
+        return False
+
+
+def test_in_package_code_matches_the_package_directory_only(tmp_path):
+    import ecgbook
+    import ecgbook.train as train_module
+
+    clone = tmp_path / "ecgbook"  # what `git clone <repo>` gives a user
+    assert not in_package_code(str(clone / ".venv" / "lib" / "python3.11" / "site-packages" / "torch" / "nn" / "x.py"))
+    assert not in_package_code(str(clone / "tests" / "test_train.py"))
+    assert not in_package_code("<string>")
+    assert in_package_code(train_module.__file__)
+    assert in_package_code(str(Path(ecgbook.__file__).parent / "models" / "mrmnet.py"))
+
+
 def test_no_host_synchronisation_per_step_in_ecgbook_code(tiny, monkeypatch):
     """Losses are accumulated on the device: ecgbook code reads a tensor back once per epoch, not per step."""
     import sys
@@ -399,7 +427,7 @@ def test_no_host_synchronisation_per_step_in_ecgbook_code(tiny, monkeypatch):
 
         def counting(self, *a, _original=original, **k):
             filename = sys._getframe(1).f_code.co_filename
-            if "/ecgbook/" in filename:  # the loop and the losses (ecgbook/models/mrmnet.py)
+            if in_package_code(filename):  # the loop and the losses (ecgbook/models/mrmnet.py)
                 counts["n"] += 1
             return _original(self, *a, **k)
         monkeypatch.setattr(torch.Tensor, name, counting)
