@@ -6,6 +6,8 @@
 PYTHON  ?= python3
 VENV    ?= .venv
 PROFILE ?= tutorial
+# JOBS=N: chapters executed at once (each in its own process; logs in _build/stage/<profile>/logs/)
+JOBS    ?= 1
 # Offline: use the PhysioNet mirror beside the checkout when there is one (see data/README.md).
 ECGBOOK_MIRROR ?= $(abspath $(wildcard ../shared/mirror))
 export ECGBOOK_MIRROR
@@ -15,7 +17,7 @@ PY := $(VENV)/bin/python
 .PHONY: book test setup data run pytest smoke lab clean
 
 book: setup
-	$(PY) -m ecgbook build --profile $(PROFILE)
+	$(PY) -m ecgbook build --profile $(PROFILE) --jobs $(JOBS)
 
 test: setup pytest smoke
 
@@ -34,7 +36,7 @@ data: setup
 	$(PY) -m ecgbook data
 
 run: setup
-	$(PY) -m ecgbook run --profile $(PROFILE)
+	$(PY) -m ecgbook run --profile $(PROFILE) --jobs $(JOBS)
 
 pytest: setup
 	$(PY) -m pytest -q

@@ -3,6 +3,7 @@
 ``data``   download (or copy from ``$ECGBOOK_MIRROR``) every dataset the book uses, verified.
 ``run``    execute the chapters of a profile with papermill (``--chapters`` to pick some), printing
            a line per code cell with its elapsed time.
+           ``--jobs N`` runs up to N chapters at once (each in its own process, a log per chapter).
 ``build``  ``run``, then build the HTML from the executed notebooks (``--no-run`` to skip execution);
            with ``--chapters``, the other chapters are staged without outputs (a partial build).
 
@@ -40,14 +41,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chapters", nargs="+", metavar="NAME",
                         help="execute only chapters whose file name contains one of these (e.g. baseline)")
     parser.add_argument("--no-run", action="store_true", help="build: reuse the executed notebooks")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="run/build: execute up to N chapters at once, each in its own process "
+                             "(logs in _build/stage/<profile>/logs/)")
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    given = {a.split("=")[0] for a in argv if a.startswith("--")}
+    unused = {"data": {"--profile", "--chapters", "--no-run", "--jobs"}, "run": {"--no-run"},
+              "build": {"--chapters", "--jobs"} if args.no_run else set()}[args.command] & given
+    if unused:
+        why = "with --no-run nothing is executed" if args.command == "build" else \
+            f"'{args.command}' does not use {'them' if len(unused) > 1 else 'it'}"
+        parser.error(f"{', '.join(sorted(unused))}: not used by '{args.command}' ({why})")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     try:
         if args.command == "data":
             download_all()
             return 0
         if args.chapters:
             book.select_chapters(args.chapters)  # unknown names fail here, before anything runs
-        stage = book.execute(args.profile, args.chapters) if not args.no_run else \
+        if args.jobs > 1 and not args.no_run:
+            download_all()  # once, before the workers, so that no two chapters build one cache
+        stage = book.execute(args.profile, args.chapters, jobs=args.jobs) if not args.no_run else \
             book.config.project_root() / "_build" / "stage" / args.profile
         if args.command == "build":
             index = book.build_html(stage, book.output_dir(args.profile),

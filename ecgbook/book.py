@@ -125,7 +125,7 @@ def _register_progress_engine() -> str:
 
         @classmethod
         def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
-            progress = cls.progress
+            progress = kwargs.pop("ecgbook_progress", None) or cls.progress
             if progress is not None:
                 start, complete = nb_man.cell_start, nb_man.cell_complete
 
@@ -146,25 +146,184 @@ def _register_progress_engine() -> str:
     return "ecgbook"
 
 
-def execute(profile: str, chapters: list[str] | None = None, root: Path | None = None) -> Path:
+#: Chapters that read another chapter's results files (stem part -> stem parts it waits for):
+#: the MRM-Net chapter reuses the baseline chapter's runs (``chapters/05_mrmnet.md``, "The baseline
+#: here is the baseline chapter's"). The :data:`SUMMARY_PAGES` wait for every other chapter.
+DEPENDS_ON = {"05_mrmnet": ("02_baseline",)}
+
+
+def failed_path(out: Path) -> Path:
+    """Where a failed or interrupted chapter run leaves its partial notebook for inspection
+    (``<x>.failed.ipynb`` beside the staged ``<x>.ipynb``); the build never publishes it."""
+    return out.with_name(out.stem + ".failed.ipynb")
+
+
+def _run_chapter(src: Path, out: Path, profile: str, engine: str, log: Path | None = None) -> float:
+    """Execute one chapter into ``out`` atomically; return the seconds it took.
+
+    The notebook is executed into a uniquely named temporary file beside ``out``; on success it is
+    marked ``ecgbook_run: {status: ok, profile, seconds}`` and moved onto ``out`` with
+    :func:`os.replace`. On any failure or interruption ``out`` is removed (the build refuses the
+    chapter) and the partial notebook is kept as :func:`failed_path`. With ``log``, the per-cell
+    progress lines go to that file (parallel runs), else to the console.
+
+    Raises ``RuntimeError`` naming the chapter and the failed notebook; re-raises
+    ``KeyboardInterrupt``.
+    """
+    import contextlib
+    import tempfile
+
+    import jupytext
+    import nbformat
+    import papermill
+
+    rel = Path(out.parent.name) / src.name
+    nb = jupytext.read(src)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata.pop("jupytext", None)
+    fd, source = tempfile.mkstemp(prefix=f".{src.stem}.", suffix=".source.ipynb", dir=out.parent)
+    os.close(fd)
+    fd, running = tempfile.mkstemp(prefix=f".{src.stem}.", suffix=".running.ipynb", dir=out.parent)
+    os.close(fd)
+    source, running = Path(source), Path(running)
+    nbformat.write(nb, source)
+    t0 = time.perf_counter()
+    n_code = sum(c.cell_type == "code" for c in nb.cells) + 1  # + papermill's injected parameters
+    with contextlib.ExitStack() as stack:
+        if log is not None:
+            fh = stack.enter_context(open(log, "w", encoding="utf-8"))
+            stack.enter_context(contextlib.redirect_stdout(fh))
+            stack.enter_context(contextlib.redirect_stderr(fh))
+        try:
+            papermill.execute_notebook(str(source), str(running), parameters={"profile": profile},
+                                       kernel_name="python3", cwd=str(src.parent), progress_bar=False,
+                                       engine_name=engine, ecgbook_progress=_Progress(src.stem, n_code))
+            hide_bookkeeping(running)
+            done = nbformat.read(running, as_version=4)
+            done.metadata["ecgbook_run"] = {"status": "ok", "profile": profile,
+                                            "seconds": round(time.perf_counter() - t0, 1)}
+            nbformat.write(done, running)
+            os.replace(running, out)
+            failed_path(out).unlink(missing_ok=True)
+        except BaseException as exc:
+            out.unlink(missing_ok=True)
+            failed = failed_path(out)
+            if running.exists() and running.stat().st_size:
+                os.replace(running, failed)
+            if isinstance(exc, papermill.PapermillExecutionError):
+                raise RuntimeError(f"{rel}: execution failed ({exc.ename}: {exc.evalue}); "
+                                   f"partial notebook (not published): {failed}") from exc
+            raise
+        finally:
+            source.unlink(missing_ok=True)
+            running.unlink(missing_ok=True)
+    return time.perf_counter() - t0
+
+
+def _worker(src: str, out: str, profile: str, log: str) -> float:
+    """A parallel runner's process: one chapter, progress lines to ``log`` (:func:`_run_chapter`)."""
+    os.environ["ECGBOOK_PROGRESS"] = "0"
+    os.environ["ECGBOOK_PROFILE"] = profile
+    return _run_chapter(Path(src), Path(out), profile, _register_progress_engine(), Path(log))
+
+
+def _waits_for(src: Path, todo: list[Path]) -> list[Path]:
+    """The chapters of ``todo`` that ``src`` must wait for (:data:`DEPENDS_ON`, :data:`SUMMARY_PAGES`)."""
+    if src.stem in SUMMARY_PAGES:
+        return [f for f in todo if f != src and f.stem not in SUMMARY_PAGES]
+    needs = [d for key, deps in DEPENDS_ON.items() if key in src.stem for d in deps]
+    return [f for f in todo if f != src and any(d in f.stem for d in needs)]
+
+
+def _run_parallel(jobs_list: list[tuple[Path, Path]], profile: str, stage: Path, jobs: int) -> list[str]:
+    """Run ``(source, staged notebook)`` pairs in up to ``jobs`` processes, in dependency order;
+    return the failures (one line each). A chapter whose prerequisite failed is not run."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    logs = stage / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    pending = [src for src, _ in jobs_list]
+    outs = dict(jobs_list)
+    failures, failed, running = [], [], {}
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        while pending or running:
+            for src in list(pending):
+                blockers = _waits_for(src, pending + list(running.values()) + failed)
+                if any(b in failed for b in blockers):  # a chapter it reads failed: not run
+                    pending.remove(src)
+                    failed.append(src)
+                    failures.append(f"{src.parent.name}/{src.name}: not run (a chapter it reads failed)")
+                    continue
+                if blockers or len(running) >= jobs:
+                    continue
+                pending.remove(src)
+                log = logs / f"{src.stem}.log"
+                print(f"[ecgbook] executing {src.parent.name}/{src.name} (profile {profile}; log {log})",
+                      flush=True)
+                running[pool.submit(_worker, str(src), str(outs[src]), profile, str(log))] = src
+            if not running:
+                continue
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                src = running.pop(fut)
+                try:
+                    seconds = fut.result()
+                    print(f"[ecgbook] {src.parent.name}/{src.name} done in {seconds:.0f} s", flush=True)
+                except Exception as exc:  # noqa: BLE001 - reported; the others go on
+                    failed.append(src)
+                    failures.append(str(exc))
+                    print(f"[ecgbook] {src.parent.name}/{src.name} FAILED: {exc}", flush=True)
+    return failures
+
+
+def execute(profile: str, chapters: list[str] | None = None, root: Path | None = None,
+            jobs: int = 1) -> Path:
     """Execute the notebook chapters of ``profile`` into ``_build/stage/<profile>`` and return that folder.
 
     ``chapters`` restricts execution to chapter files whose stem contains one of the strings
     (:func:`select_chapters`: an unknown name raises ``ValueError`` listing the valid ones).
-    Progress: a line per chapter and a line per code cell with its elapsed time.
-    Raises ``RuntimeError`` naming the chapter whose execution failed (the partly executed notebook
-    stays in the staging folder for inspection).
+    ``jobs``: how many chapters run at once, each in its own process, in dependency order
+    (:data:`DEPENDS_ON`, the :data:`SUMMARY_PAGES` last); with ``jobs > 1`` the per-cell lines go
+    to ``_build/stage/<profile>/logs/<chapter>.log`` and the console shows a line per chapter.
+    Progress (``jobs == 1``): a line per chapter and a line per code cell with its elapsed time.
+
+    Each chapter is executed into a temporary file and replaces the staged notebook only on
+    success (marked ``ecgbook_run: {status: ok, profile}``, which :func:`build_html` requires); a
+    failed or interrupted one leaves no staged notebook, only ``<x>.failed.ipynb``. A second runner
+    on the same staging folder waits for the first (a file lock; it prints that it waits).
+
+    Raises ``RuntimeError`` naming the chapter(s) whose execution failed, or the staging folder
+    when it cannot be written.
     """
-    import jupytext
-    import nbformat
-    import papermill
-    from papermill.engines import papermill_engines
+    from filelock import Timeout
+
+    from .data.download import file_lock
 
     root = root or config.project_root()
     selected = select_chapters(chapters, root)
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
     engine = _register_progress_engine()
     stage = root / "_build" / "stage" / profile
-    stage.mkdir(parents=True, exist_ok=True)
+    try:
+        stage.mkdir(parents=True, exist_ok=True)
+        lock = file_lock(stage)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            print(f"[ecgbook] another runner is using {stage}; waiting for it to finish", flush=True)
+            lock.acquire()
+    except PermissionError as exc:
+        raise RuntimeError(f"cannot write the staging folder {stage} ({exc.strerror}); "
+                           "make the _build folder writable or remove it") from exc
+    try:
+        return _execute_locked(profile, chapters, root, selected, engine, stage, jobs)
+    finally:
+        lock.release()
+
+
+def _execute_locked(profile, chapters, root, selected, engine, stage, jobs) -> Path:
+    """:func:`execute` once it holds the staging folder's lock."""
     for name in BOOK_FILES:
         if (root / name).exists():
             shutil.copy2(root / name, stage / name)
@@ -174,6 +333,7 @@ def execute(profile: str, chapters: list[str] | None = None, root: Path | None =
     stage_package(root, stage)
     os.environ["ECGBOOK_PROGRESS"] = "0"
     os.environ["ECGBOOK_PROFILE"] = profile
+    todo = []
     for src in execution_order(chapter_files(root, strict=not chapters)):
         rel = src.relative_to(root)
         (stage / rel.parent).mkdir(parents=True, exist_ok=True)
@@ -189,26 +349,17 @@ def execute(profile: str, chapters: list[str] | None = None, root: Path | None =
                 _stage_unexecuted(src, out)
                 print(f"[ecgbook] {rel}: not executed (not in --chapters); staged without outputs", flush=True)
             continue
-        nb = jupytext.read(src)
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        nb.metadata.pop("jupytext", None)
-        source = stage / rel.with_name(rel.stem + ".source.ipynb")
-        nbformat.write(nb, source)
-        t0 = time.perf_counter()
+        todo.append((src, out))
+    if jobs > 1:
+        failures = _run_parallel(todo, profile, stage, jobs)
+        if failures:
+            raise RuntimeError(f"{len(failures)} chapter(s) failed (not published):\n  " + "\n  ".join(failures))
+        return stage
+    for src, out in todo:
+        rel = src.relative_to(root)
         print(f"[ecgbook] executing {rel} (profile {profile})", flush=True)
-        n_code = sum(c.cell_type == "code" for c in nb.cells) + 1  # + papermill's injected parameters
-        papermill_engines.get_engine(engine).progress = _Progress(rel.stem, n_code)
-        try:
-            papermill.execute_notebook(str(source), str(out), parameters={"profile": profile},
-                                       kernel_name="python3", cwd=str(src.parent), progress_bar=False,
-                                       engine_name=engine)
-        except papermill.PapermillExecutionError as exc:
-            raise RuntimeError(f"{rel}: execution failed ({exc.ename}: {exc.evalue}); see {out}") from exc
-        finally:
-            source.unlink(missing_ok=True)
-            papermill_engines.get_engine(engine).progress = None
-        hide_bookkeeping(out)
-        print(f"[ecgbook] {rel} done in {time.perf_counter() - t0:.0f} s", flush=True)
+        seconds = _run_chapter(src, out, profile, engine)
+        print(f"[ecgbook] {rel} done in {seconds:.0f} s", flush=True)
     return stage
 
 
@@ -258,19 +409,34 @@ def _stage_unexecuted(src: Path, out: Path) -> None:
 def build_html(stage: Path, dest: Path, allow_unexecuted: bool = False) -> Path:
     """Build the staged book with Jupyter Book (``-W -n --keep-going``) and copy the HTML to ``dest``.
 
-    Raises ``RuntimeError`` when a chapter has not been executed into ``stage``, or when the build
-    fails or emits a Sphinx warning.
+    Raises ``RuntimeError`` naming each chapter that has not been executed into ``stage`` by a
+    finished run of the profile ``stage.name`` (no ``ecgbook_run: {status: ok}`` mark, a failed or
+    interrupted run, another profile), or when the build fails or emits a Sphinx warning.
     """
     root = config.project_root()
-    unexecuted = [f.relative_to(root) for f in chapter_files(root) if is_notebook(f)
-                  and not (stage / f.relative_to(root).with_suffix(".ipynb")).exists()]
-    if unexecuted:
-        raise RuntimeError(f"not executed into {stage}: {[str(u) for u in unexecuted]}; run them first")
     import nbformat
 
-    placeholders = [f.relative_to(root) for f in chapter_files(root) if is_notebook(f)
-                    and nbformat.read(stage / f.relative_to(root).with_suffix(".ipynb"), as_version=4)
-                    .metadata.get("ecgbook_unexecuted")]
+    problems, placeholders = [], []
+    for f in chapter_files(root):
+        if not is_notebook(f):
+            continue
+        rel = f.relative_to(root)
+        staged = stage / rel.with_suffix(".ipynb")
+        if not staged.exists():
+            failed = failed_path(staged)
+            problems.append(f"{rel}: its run failed or was interrupted (partial notebook, not published: "
+                            f"{failed})" if failed.exists() else f"{rel}: not executed into {stage}")
+            continue
+        meta = nbformat.read(staged, as_version=4).metadata
+        run = meta.get("ecgbook_run") or {}
+        if meta.get("ecgbook_unexecuted"):
+            placeholders.append(rel)
+        elif run.get("status") != "ok":
+            problems.append(f"{rel}: {staged} is not from a finished run")
+        elif run.get("profile") != stage.name:
+            problems.append(f"{rel}: executed for profile {run.get('profile')!r}, not {stage.name!r}")
+    if problems:
+        raise RuntimeError("chapters not ready to publish (run them first):\n  " + "\n  ".join(problems))
     if placeholders and not allow_unexecuted:
         raise RuntimeError(f"staged without outputs (a partial build): {[str(p) for p in placeholders]}; "
                            "execute them, or build with --chapters for a partial book")
