@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import os
 import re
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import config, profiles
+from . import config, profiles, results
 
 #: Profiles in the order the run-time line lists them.
 RUN_ORDER = ("smoke", "classroom", "tutorial", "paper")
@@ -92,10 +91,13 @@ def run_times(chapter: str, root: Path | None = None) -> pd.DataFrame:
     """Wall time of the last run of ``chapter`` under each profile that has a results file.
 
     Returns a DataFrame indexed by profile (in :data:`RUN_ORDER`) with columns ``seconds``,
-    ``device``, ``date`` (UTC day of the run) and ``commit`` (first 8 characters); empty when the
-    chapter was never run. Reads ``results/<profile>/<chapter>.json`` (``provenance.wall_time_s``).
-    A file that cannot be parsed is reported as a row with ``seconds`` NaN and ``device`` naming
-    the problem, never skipped silently.
+    ``device``, ``date`` (UTC day of the run), ``commit`` (first 8 characters) and ``problem``
+    (``""``, or why the file is unusable); empty when the chapter was never run. Reads
+    ``results/<profile>/<chapter>.json`` (``provenance.wall_time_s``) through
+    :func:`ecgbook.results.read_results`, so a file that is corrupt, of another schema, written by
+    another chapter or profile, or with a bad wall time is reported as a row with ``seconds`` NaN,
+    ``device`` ``"unreadable results file"`` and the reason in ``problem``, never skipped or
+    counted silently.
     """
     base = root or config.results_dir()
     rows = {}
@@ -104,14 +106,15 @@ def run_times(chapter: str, root: Path | None = None) -> pd.DataFrame:
         if not path.is_file():
             continue
         try:
-            doc = json.loads(path.read_text())
+            doc = results.read_results(chapter, prof, root=base)
             prov = doc["provenance"]
-            rows[prof] = {"seconds": float(prov["wall_time_s"]), "device": str(prov.get("device", "?")),
-                          "date": str(doc.get("created", ""))[:10], "commit": str(prov.get("commit", ""))[:8]}
-        except (ValueError, KeyError, TypeError) as exc:
-            rows[prof] = {"seconds": float("nan"), "device": f"unreadable results file ({type(exc).__name__})",
-                          "date": "", "commit": ""}
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["seconds", "device", "date", "commit"])
+            rows[prof] = {"seconds": float(prov["wall_time_s"]), "device": prov["device"],
+                          "date": str(doc.get("created", ""))[:10], "commit": prov["commit"][:8], "problem": ""}
+        except (results.ResultsError, OSError) as exc:
+            reason = exc.reason if isinstance(exc, results.ResultsError) else f"{type(exc).__name__}: {exc.strerror or exc}"
+            rows[prof] = {"seconds": float("nan"), "device": "unreadable results file", "date": "", "commit": "",
+                          "problem": reason}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["seconds", "device", "date", "commit", "problem"])
 
 
 #: The chapters' results names (:func:`ecgbook.profiles.chapters`) in book order, with the page
@@ -121,30 +124,55 @@ CHAPTER_PAGES = {"primer": "01_data_primer", "baseline": "02_baseline_ptbxl",
                  "mrmnet": "05_mrmnet", "lead_agnostic_ssl": "06_lead_agnostic_ssl"}
 
 
-def run_time_table(root: Path | None = None) -> pd.DataFrame:
+def run_time_table(root: Path | None = None, *, strict: bool = False) -> pd.DataFrame:
     """Wall time of the last run of every chapter under each profile (the course page's table).
 
     One row per chapter in book order (:data:`CHAPTER_PAGES`; column ``chapter`` is the page's
     number and name, e.g. ``"02 baseline ptbxl"``), one column per profile that has at least one
-    results file (:data:`RUN_ORDER`), each cell ``"<duration> on <device>"`` or ``"not run"``, and a
-    last row ``whole book`` with the sum over the chapters, or ``"not every chapter run"``. Reads
-    ``results/<profile>/<chapter>.json`` through :func:`run_times`.
+    results file (:data:`RUN_ORDER`), each cell ``"<duration> on <device>"``, ``"not run"``, or
+    ``"unreadable: <reason>"`` for a file :func:`ecgbook.results.read_results` refuses, and a last
+    row ``whole book`` with the sum over the chapters, ``"not every chapter run"``, or, when every
+    chapter ran but some file is unreadable, ``"≥ <sum of the readable ones>: <chapters> unreadable,
+    not counted"``. Reads ``results/<profile>/<chapter>.json`` through :func:`run_times`.
+
+    Raises
+    ------
+    ecgbook.results.ResultsError
+        With ``strict=True``, for the first unreadable file (named), instead of the visible note.
     """
     times = {chapter: run_times(chapter, root) for chapter in CHAPTER_PAGES}
+    if strict:
+        base = root or config.results_dir()
+        for chapter, t in times.items():
+            for prof, r in t.iterrows():
+                if r.problem:
+                    raise results.ResultsError(base / prof / f"{chapter}.json", r.problem)
     profs = [p for p in RUN_ORDER if any(p in t.index for t in times.values())]
+    names = {c: f"{page.partition('_')[0]} {page.partition('_')[2].replace('_', ' ')}"
+             for c, page in CHAPTER_PAGES.items()}
     rows = []
-    for chapter, page in CHAPTER_PAGES.items():
-        number, _, name = page.partition("_")
-        row = {"chapter": f"{number} {name.replace('_', ' ')}"}
+    for chapter in CHAPTER_PAGES:
+        row = {"chapter": names[chapter]}
         t = times[chapter]
         for prof in profs:
-            row[prof] = (f"{format_duration(t.loc[prof, 'seconds'])} on {t.loc[prof, 'device']}"
-                         if prof in t.index else "not run")
+            if prof not in t.index:
+                row[prof] = "not run"
+            elif t.loc[prof, "problem"]:
+                row[prof] = f"unreadable: {t.loc[prof, 'problem']}"
+            else:
+                row[prof] = f"{format_duration(t.loc[prof, 'seconds'])} on {t.loc[prof, 'device']}"
         rows.append(row)
     total = {"chapter": "whole book (sum)"}
     for prof in profs:
-        secs = [times[c].loc[prof, "seconds"] for c in CHAPTER_PAGES if prof in times[c].index]
-        total[prof] = format_duration(sum(secs)) if len(secs) == len(CHAPTER_PAGES) else "not every chapter run"
+        run = [c for c in CHAPTER_PAGES if prof in times[c].index]
+        bad = [c for c in run if times[c].loc[prof, "problem"]]
+        secs = sum(times[c].loc[prof, "seconds"] for c in run if c not in bad)
+        if len(run) < len(CHAPTER_PAGES):
+            total[prof] = "not every chapter run"
+        elif bad:
+            total[prof] = f"≥ {format_duration(secs)}: {', '.join(names[c] for c in bad)} unreadable, not counted"
+        else:
+            total[prof] = format_duration(secs)
     rows.append(total)
     return pd.DataFrame(rows, columns=["chapter", *profs])
 

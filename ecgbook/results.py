@@ -35,6 +35,80 @@ SCHEMA = "ecgbook.results/1"
 REQUIRED_ROW_KEYS = ("metric", "value")
 
 
+class ResultsError(ValueError):
+    """A results file that cannot be used: not UTF-8, not JSON, another schema, another chapter
+    or profile than the one asked for, or a field the book reads with the wrong type.
+
+    ``path`` is the file, ``reason`` what is wrong with it (without the path); ``str(error)`` is
+    ``"<path>: <reason>"``.
+    """
+
+    def __init__(self, path: Path | str, reason: str):
+        self.path, self.reason = Path(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_results(doc, path: Path | str, chapter: str | None = None, profile: str | None = None) -> dict:
+    """Check a parsed results document against the schema :data:`SCHEMA` and return it.
+
+    Checks what the book reads: ``doc`` is an object of this schema; ``chapter`` and ``profile``
+    (top level, and ``provenance.profile`` when present) equal the ones asked for (``None``: not
+    checked); ``metrics`` is a list of objects, each with a string ``metric`` and a ``value`` that
+    is a number or ``null``; ``reference`` a list of objects; ``params`` and ``extra`` objects;
+    ``provenance`` an object with ``wall_time_s`` a finite number >= 0 (seconds), ``device`` and
+    ``commit`` strings and ``datasets`` an object.
+
+    Raises
+    ------
+    ResultsError
+        Naming ``path`` and the first thing wrong (valid values where they exist).
+    """
+    def fail(reason: str):
+        raise ResultsError(path, reason)
+
+    if not isinstance(doc, dict):
+        fail(f"expected a JSON object, found a JSON {type(doc).__name__}")
+    if doc.get("schema") != SCHEMA:
+        fail(f"schema {doc.get('schema')!r}, expected {SCHEMA!r}")
+    for key, want in (("chapter", chapter), ("profile", profile)):
+        if not isinstance(doc.get(key), str) or not doc[key]:
+            fail(f"{key!r} is {doc.get(key)!r}, expected a non-empty string")
+        if want is not None and doc[key] != want:
+            fail(f"written by {key} {doc[key]!r}, expected {key} {want!r} (a copied or misplaced file?)")
+    for key, kind in (("provenance", dict), ("params", dict), ("metrics", list), ("reference", list),
+                      ("extra", dict)):
+        if not isinstance(doc.get(key), kind):
+            fail(f"{key!r} is {type(doc.get(key)).__name__ if key in doc else 'missing'}, expected a JSON "
+                 f"{'object' if kind is dict else 'list'}")
+    for i, row in enumerate(doc["metrics"]):
+        if not isinstance(row, dict):
+            fail(f"metrics row {i} is a {type(row).__name__}, expected an object with 'metric' and 'value'")
+        if not isinstance(row.get("metric"), str):
+            fail(f"metrics row {i}: 'metric' is {row.get('metric')!r}, expected a string")
+        if "value" not in row or not (row["value"] is None or _is_number(row["value"])):
+            fail(f"metrics row {i} ({row['metric']}): 'value' is {row.get('value', 'missing')!r}, "
+                 "expected a number or null")
+    for i, row in enumerate(doc["reference"]):
+        if not isinstance(row, dict):
+            fail(f"reference row {i} is a {type(row).__name__}, expected an object")
+    prov = doc["provenance"]
+    wall = prov.get("wall_time_s")
+    if not _is_number(wall) or not math.isfinite(wall) or wall < 0:
+        fail(f"provenance.wall_time_s is {wall!r}, expected a finite number of seconds >= 0")
+    for key in ("device", "commit"):
+        if not isinstance(prov.get(key), str):
+            fail(f"provenance.{key} is {prov.get(key)!r}, expected a string")
+    if not isinstance(prov.get("datasets"), dict):
+        fail(f"provenance.datasets is {prov.get('datasets')!r}, expected an object")
+    if "profile" in prov and prov["profile"] != doc["profile"]:
+        fail(f"provenance.profile {prov['profile']!r} differs from profile {doc['profile']!r}")
+    return doc
+
+
 def git_commit(root: Path | None = None) -> tuple[str, bool]:
     """``(commit, dirty)`` of the project checkout; ``("unknown", False)`` outside git.
 
@@ -119,7 +193,12 @@ def write_results(chapter: str, profile: str, *, metrics: list[dict], params: di
     Raises
     ------
     ValueError
-        A metrics row lacks ``metric`` or ``value``, or ``profile``/``chapter`` is empty.
+        A metrics row lacks ``metric`` or ``value``, or ``profile``/``chapter`` is empty;
+        :class:`ResultsError` for a document :func:`read_results` would refuse (e.g. a negative
+        ``wall_time_s``). Nothing is written then.
+    OSError
+        Writing failed (e.g. ``ENOSPC``, disk full): the message names the file, the previous
+        file is kept unchanged and no temporary file is left (:func:`ecgbook.data.download.write_atomic`).
     """
     if not chapter or not profile:
         raise ValueError("chapter and profile must be non-empty")
@@ -136,28 +215,40 @@ def write_results(chapter: str, profile: str, *, metrics: list[dict], params: di
                        "datasets": datasets},
         "params": params, "metrics": metrics, "reference": reference or [], "extra": extra or {},
     }
-    folder = (root or config.results_dir()) / profile
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{chapter}.json"
-    tmp = path.with_suffix(".json.part")
-    tmp.write_text(json.dumps(_clean(doc), indent=1, allow_nan=False) + "\n")
-    tmp.replace(path)
+    from .data.download import write_atomic  # local: reading tables needs no data layer
+
+    path = (root or config.results_dir()) / profile / f"{chapter}.json"
+    doc = check_results(_clean(doc), path, chapter, profile)
+    try:
+        write_atomic(path, (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode("utf-8"))
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write results file {path}: {exc.strerror or exc}; the previous "
+                                 "file (if any) is unchanged") from exc
     return path
 
 
 def read_results(chapter: str, profile: str, root: Path | None = None) -> dict:
-    """Load ``results/<profile>/<chapter>.json``.
+    """Load ``results/<profile>/<chapter>.json``, checked by :func:`check_results`.
 
-    Raises ``FileNotFoundError`` naming the file (run the chapter first) and ``ValueError`` for a
-    file of another schema.
+    Raises
+    ------
+    FileNotFoundError
+        Naming the file (run the chapter first).
+    ResultsError
+        (a ``ValueError``) naming the file and what is wrong: not UTF-8, not JSON (with line and
+        column), not an object, another schema, written by another chapter or profile, or a field
+        of the wrong type (e.g. a negative or non-numeric ``provenance.wall_time_s``).
     """
     path = (root or config.results_dir()) / profile / f"{chapter}.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no results yet; execute the chapter {chapter!r} with profile {profile!r}")
-    doc = json.loads(path.read_text())
-    if doc.get("schema") != SCHEMA:
-        raise ValueError(f"{path}: schema {doc.get('schema')!r}, expected {SCHEMA!r}")
-    return doc
+    try:
+        doc = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ResultsError(path, f"not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
+    except json.JSONDecodeError as exc:
+        raise ResultsError(path, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
+    return check_results(doc, path, chapter, profile)
 
 
 def metrics_table(doc: dict) -> pd.DataFrame:

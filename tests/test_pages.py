@@ -6,14 +6,18 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from ecgbook import pages
+from ecgbook.results import ResultsError
 
 
-def _write(root, profile, chapter, seconds, device="cpu"):
+def _write(root, profile, chapter, seconds, device="cpu", **changes):
     (root / profile).mkdir(parents=True, exist_ok=True)
-    doc = {"schema": "ecgbook.results/1", "created": "2026-12-01T10:00:00+00:00",
-           "provenance": {"wall_time_s": seconds, "device": device, "commit": "0123456789abcdef"}}
+    doc = {"schema": "ecgbook.results/1", "chapter": chapter, "profile": profile,
+           "created": "2026-12-01T10:00:00+00:00",
+           "provenance": {"wall_time_s": seconds, "device": device, "commit": "0123456789abcdef", "datasets": {}},
+           "params": {}, "metrics": [], "reference": [], "extra": {}, **changes}
     (root / profile / f"{chapter}.json").write_text(json.dumps(doc))
 
 
@@ -28,6 +32,7 @@ def test_run_times_from_results_files(tmp_path):
     assert list(times.index) == ["smoke", "classroom", "tutorial"]
     assert times.loc["tutorial", "seconds"] == 2186.9 and times.loc["tutorial", "commit"] == "01234567"
     assert np.isnan(times.loc["classroom", "seconds"]) and "unreadable" in times.loc["classroom", "device"]
+    assert "not valid JSON" in times.loc["classroom", "problem"] and times.loc["tutorial", "problem"] == ""
     line = pages.run_time_line("baseline", tmp_path)
     assert "smoke 42 s on cpu" in line and "tutorial 36 min on cpu (2 threads)" in line and "classroom ?" in line
     head = pages.header_markdown("baseline", "smoke", tmp_path)
@@ -46,6 +51,39 @@ def test_run_time_table_in_book_order_with_the_whole_book(tmp_path):
     assert table.loc[1, "classroom"] == "2.0 min on cpu (2 threads)" and table.loc[1, "tutorial"] == "36 min on cpu"
     assert table.loc[0, "tutorial"] == "not run"
     assert table.iloc[-1]["classroom"] == "21 min" and table.iloc[-1]["tutorial"] == "not every chapter run"
+
+
+def test_run_time_table_never_sums_a_bad_file(tmp_path):
+    for k, chapter in enumerate(pages.CHAPTER_PAGES):
+        _write(tmp_path, "classroom", chapter, 60.0 * (k + 1))
+        _write(tmp_path, "tutorial", chapter, 600.0)
+    _write(tmp_path, "classroom", "baseline", -120.0)                       # a negative wall time
+    copied = (tmp_path / "tutorial" / "transfer.json").read_bytes()  # the tutorial's file copied to classroom/
+    (tmp_path / "classroom" / "transfer.json").write_bytes(copied)
+    _write(tmp_path, "tutorial", "mrmnet", 600.0, schema="ecgbook.results/2")
+    (tmp_path / "tutorial" / "primer.json").write_bytes(b"\xff\xfe{}")
+    table = pages.run_time_table(tmp_path).set_index("chapter")
+    assert table.loc["02 baseline ptbxl", "classroom"].startswith("unreadable: provenance.wall_time_s is -120.0")
+    assert table.loc["03 transfer learning", "classroom"].startswith(
+        "unreadable: written by profile 'tutorial', expected profile 'classroom'")
+    assert table.loc["05 mrmnet", "tutorial"].startswith("unreadable: schema 'ecgbook.results/2'")
+    assert table.loc["01 data primer", "tutorial"].startswith("unreadable: not UTF-8")
+    # the readable classroom files: 60 + 240 + 300 + 360 s; the bad ones are named and not counted
+    assert table.loc["whole book (sum)", "classroom"] == (
+        "≥ 16 min: 02 baseline ptbxl, 03 transfer learning unreadable, not counted")
+    assert table.loc["whole book (sum)", "tutorial"] == "≥ 40 min: 01 data primer, 05 mrmnet unreadable, not counted"
+    with pytest.raises(ResultsError, match="primer.json: not UTF-8") as info:  # the first in book order
+        pages.run_time_table(tmp_path, strict=True)
+    assert info.value.path == tmp_path / "tutorial" / "primer.json"
+
+
+def test_committed_results_files_are_all_readable():
+    """The course page's table in strict mode over the repository's own results/ (committed files)."""
+    from ecgbook.config import project_root
+
+    table = pages.run_time_table(project_root() / "results", strict=True)
+    assert "tutorial" in table.columns
+    assert not table.drop(columns="chapter").apply(lambda c: c.str.contains("unreadable")).any().any()
 
 
 def test_every_results_chapter_has_its_page():
