@@ -144,9 +144,16 @@ def random_crop(length: int) -> Callable:
 
 
 def val_auroc(y_true: np.ndarray, scores: np.ndarray) -> float:
-    """Macro AUROC for epoch selection (classes without positives in validation are left out)."""
-    value = macro_auroc(y_true, scores).value
-    return value if np.isfinite(value) else 0.0
+    """Macro AUROC for epoch selection (classes without positives in validation are left out).
+
+    NaN, with a ``RuntimeWarning`` giving the reason, when no class has both a positive and a
+    negative record; :func:`~ecgbook.train.fit` never selects an epoch with a NaN score.
+    """
+    res = macro_auroc(y_true, scores)
+    if not np.isfinite(res.value):
+        warnings.warn(f"val_auroc: undefined (NaN), no class has both positive and negative validation records "
+                      f"({res.reasons})", RuntimeWarning, stacklevel=2)
+    return float(res.value)
 
 
 def window_scorer(fs: float, window_s: float = 2.5) -> Callable:

@@ -462,7 +462,10 @@ class TrainConfig:
     (written atomically); ``resume`` continues from ``last.pt``; a folder that already holds a run
     is refused unless ``resume`` or ``overwrite``. Resuming with more ``epochs`` than the first run
     continues the new run's learning-rate schedule from the step reached (so the result differs from
-    an uninterrupted run of either length; resuming with the same settings is exact). ``amp``: ``None`` = bf16 autocast on CUDA only,
+    an uninterrupted run of either length; resuming with the same settings is exact). ``last.pt``
+    stores the optimisation settings (:data:`RESUME_SETTINGS`) and a fingerprint of the training
+    data; a resume that differs in any of them is refused (``epochs`` may grow; device, workers,
+    precision and speed switches may change). ``amp``: ``None`` = bf16 autocast on CUDA only,
     ``True`` on every device (CPU bf16 autocast: for tests), ``False`` never. ``device_data``:
     ``"auto"`` keeps an :class:`ArrayDataset` without a NumPy transform on the device when it takes
     under ``device_data_fraction`` of the free device memory (on CPU: under 2 GiB), ``True``/``False``
@@ -513,7 +516,9 @@ class TrainResult:
     of the **aggregated** validation scores — not the training objective; ``history_labels`` says
     what every key is). ``best_epoch``/``best_score``: the kept epoch and its ``criterion`` value
     (``mode`` ``"max"`` or ``"min"``); ``checkpoint``: ``best.pt`` when a folder was given (also after a
-    resume); ``stopped_early``: patience ran out.
+    resume); ``stopped_early``: patience ran out. ``note``: why no epoch was kept, when the
+    criterion was undefined (NaN) at every epoch (an epoch with a NaN criterion is never kept;
+    the model then holds its initial weights and ``best_epoch`` is -1).
     """
 
     history: list[dict] = field(default_factory=list)
@@ -528,6 +533,7 @@ class TrainResult:
     stopped_early: bool = False
     history_labels: dict = field(default_factory=dict)
     device_data: bool = False
+    note: str = ""
 
 
 # --------------------------------------------------------------------------------------- tasks
@@ -663,10 +669,18 @@ class CallbackTask(Task):
 def save_checkpoint(obj: dict, path: str | Path) -> Path:
     """``torch.save`` ``obj`` to ``path`` atomically: a uniquely named temporary file in the same
     folder, flushed and fsync'ed, then ``os.replace`` (safe with two processes: a reader sees the
-    old or the new file, never a partial one)."""
+    old or the new file, never a partial one).
+
+    Raises ``OSError`` (same ``errno``, e.g. ``ENOSPC``) naming ``path`` when the write fails;
+    ``path`` then still holds the previous checkpoint and no temporary file is left.
+    """
     from .data.download import write_atomic
 
-    return write_atomic(path, lambda fh: torch.save(obj, fh), suffix=".tmp")
+    try:
+        return write_atomic(path, lambda fh: torch.save(obj, fh), suffix=".tmp")
+    except OSError as e:  # e.g. ENOSPC: the temporary file is removed, the old checkpoint kept
+        raise OSError(e.errno, f"{path}: could not write the checkpoint ({e.strerror or e}); the previous "
+                               f"file, if any, is kept") from e
 
 
 def load_checkpoint(path: str | Path, *, map_location=None, keys: tuple[str, ...] = ()) -> dict:
@@ -716,6 +730,54 @@ def _make_scheduler(cfg, optimizer, total_steps, steps_per_epoch):
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
                                                    total_steps=total_steps)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, total_steps, steps_per_epoch))
+
+
+RESUME_SETTINGS = ("batch_size", "lr", "weight_decay", "patience", "seed", "grad_clip", "schedule",
+                   "warmup_epochs", "min_lr")
+"""The :class:`TrainConfig` fields a resume must repeat (they change the optimisation). Not compared:
+``epochs`` (a resume may train longer, see :class:`TrainConfig`), ``device``, ``amp``, ``num_workers``,
+``device_data*``, ``deterministic``, ``compile``, ``fused``, ``tf32`` (where and how fast, not what) and
+the folder switches."""
+
+
+def data_fingerprint(dataset) -> str:
+    """A cheap fingerprint of a training set: its length, and for an :class:`ArrayDataset` the
+    shapes, dtypes and a SHA-256 of up to 64 evenly spaced records of ``X`` and all of ``Y``, plus
+    its ``seed``; a dataset with ``record_ids`` hashes those instead of the arrays. Any other
+    dataset is fingerprinted by its type and length only."""
+    import hashlib
+
+    h = hashlib.sha256(f"{type(dataset).__name__}:{len(dataset)}".encode())
+    ids = getattr(dataset, "record_ids", None)
+    if ids is not None:
+        h.update(repr([str(i) for i in ids]).encode())
+    elif isinstance(dataset, ArrayDataset):
+        h.update(f"seed={dataset.seed}".encode())
+        rows = np.unique(np.linspace(0, len(dataset.X) - 1, num=min(64, len(dataset.X))).astype(np.int64))
+        for name, arr, take in (("X", dataset.X, rows), ("Y", dataset.Y, None)):
+            if arr is None:
+                continue
+            arr = np.asarray(arr)
+            h.update(f"{name}{arr.shape}{arr.dtype}".encode())
+            h.update(np.ascontiguousarray(arr if take is None else arr[take]).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _run_settings(cfg: TrainConfig, task: "Task", train_set) -> dict:
+    return {**{k: getattr(cfg, k) for k in RESUME_SETTINGS},
+            "criterion": task.criterion, "mode": task.mode, "data": data_fingerprint(train_set)}
+
+
+def _check_resume_settings(path: Path, state: dict, settings: dict) -> None:
+    stored = state.get("settings")
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"{path}: checkpoint written without its run settings (by an older ecgbook), so a "
+                              f"resume cannot be checked; start fresh with overwrite=True (or delete the folder)")
+    diff = [f"{k}: checkpoint {stored.get(k, '(absent)')!r}, asked {v!r}" for k, v in settings.items()
+            if stored.get(k, "(absent)") != v]
+    if diff:
+        raise CheckpointError(f"{path}: resume with other settings refused ({'; '.join(diff)}); resume with the "
+                              f"checkpoint's settings, or start fresh with overwrite=True or another checkpoint_dir")
 
 
 def _checkpoint_folder_guard(ckpt_dir: Path | None, cfg: TrainConfig) -> None:
@@ -796,7 +858,9 @@ def fit(model: nn.Module, train_set: Dataset, val_X: np.ndarray | None = None, v
     FileExistsError
         ``checkpoint_dir`` already holds a run and neither ``resume`` nor ``overwrite`` is set.
     CheckpointError
-        ``last.pt`` or ``best.pt`` is unreadable (the message names the file).
+        ``last.pt`` or ``best.pt`` is unreadable, or a resume asks for other settings or data than
+        ``last.pt`` stores, or ``last.pt`` has no stored settings (the message names the file and
+        every differing field with both values).
     """
     if cfg is not None and config is not None:
         raise TypeError("fit: pass cfg or config, not both")
@@ -845,11 +909,13 @@ def _fit(model, train_set, task, cfg, device, ckpt_dir, better, on_epoch_end) ->
                          best_score=-math.inf if task.mode == "max" else math.inf,
                          history_labels=dict(task.labels), device_data=device_data)
     start_epoch, stale = 0, 0
+    settings = _run_settings(cfg, task, train_set)
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if ckpt_dir and cfg.resume and (ckpt_dir / "last.pt").exists():
         last = ckpt_dir / "last.pt"
         state = load_checkpoint(last, map_location=device, keys=("model", "optimizer", "scheduler", "history",
                                                                  "epoch", "best_epoch", "best_score", "stale"))
+        _check_resume_settings(last, state, settings)
         try:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -959,10 +1025,15 @@ def _fit(model, train_set, task, cfg, device, ckpt_dir, better, on_epoch_end) ->
             save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "scheduler": scheduler.state_dict(), "history": result.history, "epoch": epoch,
                              "best_epoch": result.best_epoch, "best_score": result.best_score, "stale": stale,
-                             "total_steps": total_steps, "task": task.state_dict()}, ckpt_dir / "last.pt")
+                             "total_steps": total_steps, "task": task.state_dict(), "settings": settings},
+                            ckpt_dir / "last.pt")
         if cfg.patience is not None and stale >= cfg.patience:
             result.stopped_early = True
             break
+    if result.best_epoch < 0 and result.history:
+        result.note = (f"{task.criterion} was undefined (NaN) at every epoch, so no epoch was selected; the model "
+                       f"holds its initial weights")
+        warnings.warn(f"fit: {result.note}", RuntimeWarning, stacklevel=3)
     model.load_state_dict(best_state)
     result.wall_time_s = time.perf_counter() - t_start
     result.samples_per_s = seen / train_time if train_time > 0 else 0.0

@@ -561,3 +561,82 @@ def test_compiled_training_saves_the_plain_model(tiny, tmp_path):
         cfg=TrainConfig(epochs=1, batch_size=16, device="cpu"))
     for k, v in plain.state_dict().items():
         torch.testing.assert_close(model.state_dict()[k], v, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------ issue 18: resume settings, disk full, NaN score
+
+def test_resume_with_another_lr_is_refused_naming_lr(tiny, tmp_path):
+    X, Y = tiny
+    cfg = dict(epochs=2, batch_size=16, device="cpu", checkpoint_dir=tmp_path)
+    fit(ResNet1dWang(n_classes=3), ArrayDataset(X, Y), X, Y, score_fn=auroc, cfg=TrainConfig(**cfg, lr=1e-2))
+    with pytest.raises(CheckpointError, match=r"last\.pt.*lr: checkpoint 0\.01, asked 0\.0001") as err:
+        fit(ResNet1dWang(n_classes=3), ArrayDataset(X, Y), X, Y, score_fn=auroc,
+            cfg=TrainConfig(**{**cfg, "epochs": 3}, lr=1e-4, seed=5, resume=True))
+    assert "seed: checkpoint 0, asked 5" in str(err.value)  # every differing field, both values
+
+
+def test_resume_with_other_data_is_refused_naming_the_fingerprint(tiny, tmp_path):
+    X, Y = tiny
+    cfg = dict(epochs=2, batch_size=16, device="cpu", checkpoint_dir=tmp_path)
+    fit(ResNet1dWang(n_classes=3), ArrayDataset(X, Y), X, Y, score_fn=auroc, cfg=TrainConfig(**cfg))
+    X2 = X.copy()
+    X2[0, 0, 0] += 1.0
+    with pytest.raises(CheckpointError, match=r"last\.pt.*data: checkpoint '[0-9a-f]+', asked '[0-9a-f]+'"):
+        fit(ResNet1dWang(n_classes=3), ArrayDataset(X2, Y), X, Y, score_fn=auroc,
+            cfg=TrainConfig(**{**cfg, "epochs": 3}, resume=True))
+
+
+def test_resume_with_the_same_settings_and_other_device_switches_still_works(tiny, tmp_path):
+    X, Y = tiny
+    cfg = dict(batch_size=16, device="cpu", checkpoint_dir=tmp_path, patience=None)
+    fit(ResNet1dWang(n_classes=3), ArrayDataset(X, Y), X, Y, score_fn=auroc, cfg=TrainConfig(**cfg, epochs=1))
+    res = fit(ResNet1dWang(n_classes=3), ArrayDataset(X, Y), X, Y, score_fn=auroc,
+              cfg=TrainConfig(**cfg, epochs=2, resume=True, device_data=False, tf32=False))
+    assert [h["epoch"] for h in res.history] == [0, 1]
+
+
+def test_resume_of_a_checkpoint_without_settings_says_how_to_start_fresh(tiny, tmp_path):
+    X, Y = tiny
+    cfg = dict(epochs=1, batch_size=16, device="cpu", checkpoint_dir=tmp_path)
+    fit(ResNet1dWang(n_classes=3), ArrayDataset(X, Y), X, Y, score_fn=auroc, cfg=TrainConfig(**cfg))
+    state = load_checkpoint(tmp_path / "last.pt")
+    del state["settings"]  # as written by an older ecgbook
+    save_checkpoint(state, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match=r"last\.pt.*without its run settings.*overwrite=True"):
+        fit(ResNet1dWang(n_classes=3), ArrayDataset(X, Y), X, Y, score_fn=auroc,
+            cfg=TrainConfig(**{**cfg, "epochs": 2}, resume=True))
+
+
+def test_disk_full_while_checkpointing_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    path = tmp_path / "last.pt"
+    save_checkpoint({"model": {"w": torch.ones(3)}}, path)
+    real_replace = os.replace
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    for target, fake in ((torch, "save"), (os, "replace")):
+        monkeypatch.setattr(target, fake, (lambda obj, f, *a, **k: full(None, None)) if fake == "save" else full)
+        with pytest.raises(OSError, match=f"{path}.*No space left") as err:
+            save_checkpoint({"model": {"w": torch.zeros(3)}}, path)
+        assert err.value.errno == errno.ENOSPC
+        monkeypatch.undo()
+        assert os.replace is real_replace
+        assert torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(3))
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temporary left behind
+
+
+def test_val_auroc_without_any_positive_is_nan_and_never_selected(tiny):
+    from ecgbook.protocol import val_auroc
+
+    X, Y = tiny
+    with pytest.warns(RuntimeWarning, match="undefined"):
+        assert np.isnan(val_auroc(np.zeros((4, 2)), np.random.default_rng(0).random((4, 2))))
+    assert val_auroc(np.array([[0], [1]]), np.array([[0.1], [0.9]])) == 1.0
+    with pytest.warns(RuntimeWarning):
+        res = fit(ResNet1dWang(n_classes=3), ArrayDataset(X, Y), X, np.zeros_like(Y), score_fn=val_auroc,
+                  cfg=TrainConfig(epochs=2, batch_size=16, device="cpu"))
+    assert res.best_epoch == -1 and "undefined (NaN) at every epoch" in res.note
+    assert all(np.isnan(h["val_score"]) for h in res.history)
