@@ -149,7 +149,7 @@ def test_read_only_data_folder_as_another_user(shared_tmp, mirror):
     data = tmp_path / "data"
     env = {**os.environ, "ECGBOOK_DATA": str(data), "ECGBOOK_MIRROR": str(mirror), "PYTHONPATH": str(REPO),
            "ECGBOOK_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
-    prepare = "from ecgbook.data.ptbxl import PTBXL; PTBXL(max_records=3)"
+    prepare = "from ecgbook.data.ptbxl import PTBXL; db = PTBXL(max_records=3); db._signals(db.available)"
     subprocess.run([sys.executable, "-c", prepare], env=env, check=True, cwd=tmp_path)
     check = textwrap.dedent("""
         import os, sys
@@ -157,6 +157,8 @@ def test_read_only_data_folder_as_another_user(shared_tmp, mirror):
         from ecgbook.data.ptbxl import PTBXL
         db = PTBXL(max_records=3)                       # complete and verified: read without writing
         assert db.read(1).signal.shape == (12, 1000)
+        X, _ = db._signals(db.available)                # the signal cache built by root opens
+        assert X.shape == (3, 12, 1000)
         os.environ["ECGBOOK_DATA"] = sys.argv[1]        # an unwritable, empty data folder
         try:
             PTBXL(max_records=3)
@@ -170,3 +172,22 @@ def test_read_only_data_folder_as_another_user(shared_tmp, mirror):
                          env=env, cwd="/", capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"REFUSED {empty}" in out.stdout and "ECGBOOK_DATA" in out.stdout, out.stdout
+
+
+def test_challenge2020_leaves_out_records_with_non_finite_samples(tmp_path, challenge_samples):
+    """As the official extraction does, a record with NaN samples is left out and listed (it used to
+    stop the whole load with a RecordError); read on its own it is refused naming the record and lead."""
+    from ecgbook.data.challenge import load_challenge2020, read_challenge_record
+    folder = tmp_path / "georgia"
+    folder.mkdir()
+    for name in ("E00001", "E00002"):
+        for ext in (".hea", ".mat"):
+            shutil.copy(challenge_samples / "georgia" / f"{name}{ext}", folder / f"{name}{ext}")
+    mat = folder / "E00002.mat"
+    raw = bytearray(mat.read_bytes())
+    raw[24 + 2 * 3:24 + 2 * 4] = np.int16(-32768).tobytes()  # sample 0 of lead aVR: WFDB's 'no value'
+    mat.write_bytes(bytes(raw))
+    with pytest.raises(NonFiniteSignalError, match=r"E00002\.hea: signal contains NaN in lead\(s\) \['aVR'\]"):
+        read_challenge_record(folder / "E00002")
+    data = load_challenge2020(tmp_path)
+    assert data.names == ["E00001"] and data.dropped["non-finite samples"] == [str(folder / "E00002")]

@@ -311,8 +311,9 @@ def read_challenge_record(path: str | Path, *, expected_fs: float | None = None,
     ChallengeFormatError
         The header has no ``#Dx`` line or holds a malformed code, age or sex.
     RecordError
-        The header is missing, the ``.mat`` signal file is missing, or the signal is unreadable
-        (see :func:`~ecgbook.data.records.read_record`).
+        The header is missing or empty, the ``.mat`` signal file is missing, or the signal is
+        unreadable or holds NaN/±inf (:class:`~ecgbook.data.records.NonFiniteSignalError`; see
+        :func:`~ecgbook.data.records.read_record`).
     """
     path = Path(path)
     if path.suffix == ".hea":

@@ -173,7 +173,8 @@ def file_lock(target: str | Path, timeout: float = -1) -> FileLock:
 
     A :class:`filelock.FileLock` (``fcntl``/``msvcrt`` lock, released by the OS when the holding
     process dies, so a crash never leaves a stale lock; the small lock file itself stays, as
-    deleting it would race with a waiting process). Use it as a context manager.
+    deleting it would race with a waiting process). Use it as a context manager. Raises
+    :class:`DataFolderError` naming the folder when ``.locks`` cannot be created there.
     """
     target = Path(target)
     folder = target.parent / ".locks"
@@ -183,7 +184,11 @@ def file_lock(target: str | Path, timeout: float = -1) -> FileLock:
 
 @contextlib.contextmanager
 def locked(target: str | Path) -> Iterator[None]:
-    """Hold :func:`file_lock` of ``target``; logs (INFO) when it has to wait for another process."""
+    """Hold :func:`file_lock` of ``target``; logs (INFO) when it has to wait for another process.
+
+    Raises :class:`DataFolderError` naming the folder when the lock file cannot be created or
+    opened for writing (a folder of another user, a read-only file system).
+    """
     lock = file_lock(target)
     try:
         try:
@@ -325,8 +330,10 @@ def fetch(url: str, dest: str | Path, sha256: str | None = None, *, progress: bo
     InsecureSourceError
         The source is plain HTTP and ``ECGBOOK_ALLOW_HTTP`` is not set.
     DownloadError
-        ``dest`` is a directory, or any other network or I/O failure; ``<dest>.part`` is kept so
-        the next call resumes.
+        ``dest`` is a directory, ``$ECGBOOK_MIRROR`` names a folder that does not exist, or any
+        other network or I/O failure; ``<dest>.part`` is kept so the next call resumes.
+    DataFolderError
+        The destination folder cannot be written (the message names it and ``ECGBOOK_DATA``).
     """
     dest = Path(dest)
     _check_dest(dest)
@@ -441,7 +448,9 @@ def write_atomic(path: str | Path, content, *, suffix: str = ".part") -> Path:
 
     ``content`` is ``bytes``, or a callable ``write(fh)`` that writes to the binary file handle
     (e.g. ``lambda fh: torch.save(obj, fh)``). On any error the temporary file is removed and the
-    error re-raised; ``path`` is untouched. Returns ``path``. Used for downloads, caches, manifests
+    error re-raised; ``path`` is untouched. The file gets the permissions of an ordinary new file
+    (``0666`` less the umask), not ``mkstemp``'s ``0600``, so that other users can read a shared
+    data folder. Returns ``path``. Used for downloads, caches, manifests
     and checkpoints (:func:`ecgbook.train.save_checkpoint`).
     """
     path = Path(path)
