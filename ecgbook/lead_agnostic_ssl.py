@@ -806,7 +806,10 @@ def crops_of(X: np.ndarray, crops_per_record: int = 2, length: int = SEGMENT) ->
     """Non-overlapping crops ``(records * crops, leads, length)`` of ``X`` ``(records, leads, samples)``,
     crop ``r * crops + j`` = record ``r``'s ``j``-th."""
     X = np.asarray(X, np.float32)
-    n, leads, _ = X.shape
+    n, leads, samples = X.shape
+    if samples < crops_per_record * length:
+        raise ValueError(f"crops_of: records hold {samples} samples (record index 0 of {n}), fewer than "
+                         f"{crops_per_record} crops x {length} samples = {crops_per_record * length}")
     return X[..., :crops_per_record * length].reshape(n, leads, crops_per_record, length).transpose(0, 2, 1, 3) \
         .reshape(n * crops_per_record, leads, length)
 

@@ -28,11 +28,12 @@ Safe with two processes
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import io
 import json
 import logging
-import os
-import tempfile
+import shutil
 import warnings
 from pathlib import Path
 from typing import Callable, Sequence
@@ -41,10 +42,13 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import config
-from .download import DataWarning, _write_atomic, locked, sha256sum
+from .download import DataWarning, _write_atomic, locked, make_folder, sha256sum
+from .records import check_finite
 
 log = logging.getLogger(__name__)
 FORMAT = "ecgbook.cache/2"
+#: Free space kept beyond the array's size when a cache is built (bytes): 5 % of it, at least this.
+SPACE_MARGIN = 64 << 20
 
 
 class CacheError(RuntimeError):
@@ -95,7 +99,10 @@ def _problem(folder: Path, fp: str, ids: list, leads: list[str], fs: float) -> t
             return (f"{array_path}: content differs from {manifest_path.name} (SHA-256 {got[:12]}…, expected "
                     f"{str(manifest.get('array_sha256'))[:12]}…)"), None
         manifest["array_stat"] = _stat_key(array_path)  # verified: remember this stat
-        _write_json(manifest_path, manifest)
+        try:
+            _write_json(manifest_path, manifest)
+        except OSError as exc:  # a read-only cache folder: it is re-hashed next time, still valid
+            log.info("%s: verified, but the stat could not be recorded (%s)", manifest_path, exc)
     try:
         array = np.load(array_path, mmap_mode="r")
     except (OSError, ValueError) as exc:
@@ -144,8 +151,12 @@ def cached_signals(key: str, ids: Sequence, files: Sequence[str | Path], read: C
     ------
     CacheError
         ``ids`` is empty.
+        Not enough free space in the cache folder (the message gives the bytes needed and free),
+        or the disk filled up while writing (the temporary file is removed).
     ValueError
         When records differ in shape (the cache needs one fixed shape per dataset and frequency).
+    ecgbook.data.records.NonFiniteSignalError
+        A record holds NaN or infinite samples (named with its leads).
     """
     ids = [i.item() if hasattr(i, "item") else i for i in ids]
     if not ids:
@@ -155,7 +166,8 @@ def cached_signals(key: str, ids: Sequence, files: Sequence[str | Path], read: C
     fp = fingerprint(ids, content_hash, files)
     base = Path(cache_dir) if cache_dir else config.data_dir() / "cache" / key
     folder = base / fp[:16]
-    folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():
+        make_folder(folder)
     reason, manifest = _problem(folder, fp, ids, leads, fs)
     if manifest is not None:
         return np.load(folder / "signals.npy", mmap_mode="r"), manifest
@@ -171,34 +183,59 @@ def cached_signals(key: str, ids: Sequence, files: Sequence[str | Path], read: C
 
 def _build(folder: Path, key: str, fp: str, ids: list, read, leads: list[str], fs: float,
            content_hash: str | None) -> dict:
-    """Write ``signals.npy`` then ``manifest.json`` into ``folder`` (caller holds the lock)."""
+    """Write ``signals.npy`` then ``manifest.json`` into ``folder`` (caller holds the lock).
+
+    The array is written row by row through a plain file (no memory map: a full disk then raises
+    ``ENOSPC`` instead of killing the process with SIGBUS) by :func:`write_atomic`, which removes
+    its temporary file on any failure, ``KeyboardInterrupt`` included. Free space is checked first.
+    Temporary files of dead builds (``.signals.*.part``) are removed: only the lock holder writes them.
+    """
     array_path, manifest_path = folder / "signals.npy", folder / "manifest.json"
     with contextlib.suppress(FileNotFoundError):
         manifest_path.unlink()  # never leave a manifest describing an array being replaced
+    for stale in folder.glob(".signals.*.part"):  # under the lock: no live build owns one
+        log.info("removing %s, left by an interrupted cache build", stale)
+        with contextlib.suppress(OSError):
+            stale.unlink()
     first = np.asarray(read(ids[0]), dtype=np.float32)
-    fd, tmp = tempfile.mkstemp(prefix=".signals.", suffix=".npy.part", dir=folder)
-    os.close(fd)
-    try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(ids),) + first.shape)
-        out[0] = first
-        for row, rid in enumerate(tqdm(ids[1:], desc=f"caching {key}", unit="record",
-                                       disable=not config.progress_enabled()), start=1):
+    check_finite(first, f"{key}: record {ids[0]}", leads)
+    shape = (len(ids),) + first.shape
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                                                 "fortran_order": False, "shape": shape})
+    needed = len(head.getvalue()) + int(np.prod(shape)) * 4
+    free = shutil.disk_usage(folder).free
+    margin = max(needed // 20, SPACE_MARGIN)
+    if free < needed + margin:
+        raise CacheError(f"{folder}: not enough free space for the signal cache {key}: it needs {needed:,} bytes "
+                         f"(+ {margin:,} margin), {free:,} are free; free some space or point ECGBOOK_DATA elsewhere")
+    digest = hashlib.sha256()
+
+    def write(fh) -> None:
+        for block in _blocks():
+            fh.write(block)
+            digest.update(block)
+
+    def _blocks():
+        yield head.getvalue()
+        yield np.ascontiguousarray(first, dtype="<f4").tobytes()
+        for rid in tqdm(ids[1:], desc=f"caching {key}", unit="record", disable=not config.progress_enabled()):
             sig = read(rid)
             if sig.shape != first.shape:
                 raise ValueError(f"{key}: record {rid} has shape {sig.shape}, expected {first.shape} like {ids[0]}")
-            out[row] = sig
-        out.flush()
-        del out
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        array_sha = sha256sum(tmp)
-        os.replace(tmp, array_path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            sig = np.ascontiguousarray(sig, dtype="<f4")
+            check_finite(sig, f"{key}: record {rid}", leads)
+            yield sig.tobytes()
+
+    try:
+        _write_atomic(array_path, write, suffix=".part")
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise CacheError(f"{folder}: disk full while writing the signal cache {key} ({needed:,} bytes needed, "
+                             f"{shutil.disk_usage(folder).free:,} free now); nothing was kept") from exc
         raise
     manifest = {"format": FORMAT, "key": key, "ids": ids, "leads": leads, "fs": fs,
-                "shape": [len(ids), *first.shape], "fingerprint": fp, "content_hash": content_hash,
-                "array_sha256": array_sha, "array_stat": _stat_key(array_path)}
+                "shape": list(shape), "fingerprint": fp, "content_hash": content_hash,
+                "array_sha256": digest.hexdigest(), "array_stat": _stat_key(array_path)}
     _write_json(manifest_path, manifest)
     return manifest

@@ -42,7 +42,7 @@ from tqdm import tqdm
 from .. import config
 from ..signal import resample
 from .download import fetch
-from .records import Record, RecordError, read_record
+from .records import NonFiniteSignalError, Record, RecordError, check_header_text, read_record
 
 #: SNOMED CT code of sinus rhythm, the "normal" class of both Challenges (the inactive classifier's output).
 NORMAL_CLASS = "426783006"
@@ -311,8 +311,9 @@ def read_challenge_record(path: str | Path, *, expected_fs: float | None = None,
     ChallengeFormatError
         The header has no ``#Dx`` line or holds a malformed code, age or sex.
     RecordError
-        The header is missing, the ``.mat`` signal file is missing, or the signal is unreadable
-        (see :func:`~ecgbook.data.records.read_record`).
+        The header is missing or empty, the ``.mat`` signal file is missing, or the signal is
+        unreadable or holds NaN/±inf (:class:`~ecgbook.data.records.NonFiniteSignalError`; see
+        :func:`~ecgbook.data.records.read_record`).
     """
     path = Path(path)
     if path.suffix == ".hea":
@@ -320,6 +321,7 @@ def read_challenge_record(path: str | Path, *, expected_fs: float | None = None,
     header = path.with_suffix(".hea")
     if not header.is_file():
         raise RecordError(f"{header}: header file not found")
+    check_header_text(header)
     try:
         head = wfdb.rdheader(str(path))
     except Exception as exc:
@@ -716,13 +718,14 @@ def load_challenge2020(root: str | Path, tables: ScoringTables | None = None, *,
     lengths, hots, names, sources, groups = [], [], [], [], []
     dropped: dict[str, list[str]] = {"no scored class": [], "non-finite samples": []}
     for header in tqdm(headers, desc=root.name, unit="record", disable=not config.progress_enabled()):
-        record, meta = read_challenge_record(header, leads=STANDARD_LEADS)
+        try:
+            record, meta = read_challenge_record(header, leads=STANDARD_LEADS)
+        except NonFiniteSignalError:  # refused at read time (records.check_finite); left out as officially
+            dropped["non-finite samples"].append(str(header.with_suffix("")))
+            continue
         hot = labels_to_multihot(meta.dx, tables)
         if not hot.any():
             dropped["no scored class"].append(str(meta.path))
-            continue
-        if not np.isfinite(record.signal).all():
-            dropped["non-finite samples"].append(str(meta.path))
             continue
         signal = resample(record.signal, record.fs, fs).astype(np.float32, copy=False)
         n = min(signal.shape[1], samples)

@@ -36,8 +36,8 @@ import wfdb
 from tqdm import tqdm
 
 from .. import config
-from .download import VerificationCache, ensure_physionet, locked, sha256sum, write_atomic
-from .records import Record, RecordError, read_record
+from .download import VerificationCache, _umask, ensure_physionet, locked, sha256sum, write_atomic
+from .records import Record, RecordError, check_header_text, read_record
 
 DATABASE = "challenge-2017"
 VERSION = "1.0.0"
@@ -118,7 +118,7 @@ def safe_extract(zip_path: str | Path, dest: str | Path, *, digest: str | None =
 
     All members are checked before anything is written: an absolute path (POSIX or Windows
     drive), a ``..`` component, a symbolic link, or any name whose resolved path leaves ``dest``
-    raises :class:`UnsafeArchiveError`. The whole call holds the lock of ``dest``
+    raises :class:`UnsafeArchiveError`, and so does a member name that occurs twice. The whole call holds the lock of ``dest``
     (:func:`ecgbook.data.download.file_lock`): a second process waits, then finds the finished
     extraction and returns it. Members are written to a temporary sibling folder
     ``.<dest>.partial-<pid>-*`` together with a marker file recording the archive's SHA-256 and
@@ -152,6 +152,11 @@ def safe_extract(zip_path: str | Path, dest: str | Path, *, digest: str | None =
     if not zip_path.is_file():
         raise FileNotFoundError(f"{zip_path}: archive not found")
     digest = digest or sha256sum(zip_path)
+    marker = read_marker(dest)  # a finished, intact extraction is read without a lock (may be read-only)
+    if marker is not None and marker.get("sha256") == digest and isinstance(marker.get("files"), dict) \
+            and all((dest / name).is_file() and (dest / name).stat().st_size == size
+                    for name, (size, _) in marker["files"].items()):
+        return dest
     with locked(dest):
         marker = read_marker(dest)
         if marker is not None and marker.get("sha256") == digest:
@@ -170,10 +175,17 @@ def safe_extract(zip_path: str | Path, dest: str | Path, *, digest: str | None =
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-{os.getpid()}-", dir=dest.parent)).resolve()
         try:
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700: the umask's usual permissions
             with _open_zip(zip_path) as archive:
                 members = archive.infolist()
                 for info in members:
                     _check_member(info, zip_path, tmp)
+                seen: set[str] = set()
+                for info in members:
+                    if info.filename in seen:
+                        raise UnsafeArchiveError(f"{zip_path}: member {info.filename!r} appears more than once "
+                                                 f"(which copy is meant is ambiguous); refusing to extract")
+                    seen.add(info.filename)
                 try:
                     for info in members:
                         archive.extract(info, tmp)
@@ -335,6 +347,7 @@ class CinC2017:
                 continue
             header = self.record_dir / f"{name}.hea"
             self._verify_member(f"training2017/{name}.hea")
+            check_header_text(header)
             try:
                 head = wfdb.rdheader(str(self.record_dir / name))
             except Exception as exc:  # wfdb raises many types for malformed headers
@@ -344,7 +357,10 @@ class CinC2017:
                                   f"(fs={head.fs}, samples={head.sig_len})")
             out[name] = new[name] = head.sig_len / float(head.fs)
         if new and archive:
-            write_atomic(store, json.dumps({"sha256": archive, "durations": {**known, **new}}).encode())
+            try:
+                write_atomic(store, json.dumps({"sha256": archive, "durations": {**known, **new}}).encode())
+            except OSError as exc:  # a read-only folder: the durations are read again next time
+                log.info("%s not saved (%s)", store, exc)
         return pd.Series(out, name="duration_s", dtype=float)
 
     def segments(self, seconds: float = 9.0, names: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:

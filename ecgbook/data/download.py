@@ -41,6 +41,7 @@ directory or an ``http(s)://`` base URL); see :mod:`ecgbook.config`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -131,6 +132,29 @@ class InsecureSourceError(DownloadError):
     """A plain-HTTP source was refused (set ``ECGBOOK_ALLOW_HTTP=1`` to allow it)."""
 
 
+class DataFolderError(PermissionError):
+    """A data folder cannot be written (locks, downloads, caches); the message names it and ``ECGBOOK_DATA``."""
+
+
+def make_folder(folder: str | Path) -> Path:
+    """``folder.mkdir(parents=True, exist_ok=True)``; :class:`DataFolderError` naming it when not writable."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        raise _unwritable(folder, exc) from exc
+    return folder
+
+
+def _unwritable(folder: Path, exc: OSError) -> DataFolderError:
+    return DataFolderError(
+        f"{folder}: cannot write to this folder ({exc.strerror or exc}); ecgbook needs write access there for "
+        f"locks, downloads and caches. Set ECGBOOK_DATA (now {config.data_dir()}) to a writable folder, or "
+        f"ask the folder's owner to complete the data so that it can be read without writing")
+
+
 class DataWarning(UserWarning):
     """Data that is missing or could not be verified; the message gives counts."""
 
@@ -149,23 +173,35 @@ def file_lock(target: str | Path, timeout: float = -1) -> FileLock:
 
     A :class:`filelock.FileLock` (``fcntl``/``msvcrt`` lock, released by the OS when the holding
     process dies, so a crash never leaves a stale lock; the small lock file itself stays, as
-    deleting it would race with a waiting process). Use it as a context manager.
+    deleting it would race with a waiting process). Use it as a context manager. Raises
+    :class:`DataFolderError` naming the folder when ``.locks`` cannot be created there.
     """
     target = Path(target)
     folder = target.parent / ".locks"
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     return FileLock(str(folder / f"{target.name}.lock"), timeout=timeout)
 
 
 @contextlib.contextmanager
 def locked(target: str | Path) -> Iterator[None]:
-    """Hold :func:`file_lock` of ``target``; logs (INFO) when it has to wait for another process."""
+    """Hold :func:`file_lock` of ``target``; logs (INFO) when it has to wait for another process.
+
+    Raises :class:`DataFolderError` naming the folder when the lock file cannot be created or
+    opened for writing (a folder of another user, a read-only file system).
+    """
     lock = file_lock(target)
     try:
-        lock.acquire(timeout=0.2)
+        try:
+            lock.acquire(timeout=0.2)
+        except Timeout:
+            log.info("%s: another process holds the lock; waiting for it to finish", target)
+            lock.acquire()
     except Timeout:
-        log.info("%s: another process holds the lock; waiting for it to finish", target)
-        lock.acquire()
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        raise _unwritable(Path(lock.lock_file).parent, exc) from exc
     try:
         yield
     finally:
@@ -197,6 +233,16 @@ def resolve(url: str) -> str:
     if base.startswith(("http://", "https://", "file://")):
         return base.rstrip("/") + "/" + rel
     return str(Path(base).expanduser().resolve() / rel)
+
+
+def _check_mirror(url: str) -> None:
+    """Raise :class:`DownloadError` when ``$ECGBOOK_MIRROR`` names a local folder that does not exist."""
+    base = config.mirror()
+    if base and not base.startswith(("http://", "https://", "file://")):
+        folder = Path(base).expanduser().resolve()
+        if not folder.is_dir():
+            raise DownloadError(f"{url}: the mirror folder {folder} (ECGBOOK_MIRROR={base}) is missing or not a "
+                                f"directory; fix ECGBOOK_MIRROR or unset it to download from upstream")
 
 
 def safe_join(root: str | Path, rel: str, source: str = "") -> Path:
@@ -284,16 +330,19 @@ def fetch(url: str, dest: str | Path, sha256: str | None = None, *, progress: bo
     InsecureSourceError
         The source is plain HTTP and ``ECGBOOK_ALLOW_HTTP`` is not set.
     DownloadError
-        ``dest`` is a directory, or any other network or I/O failure; ``<dest>.part`` is kept so
-        the next call resumes.
+        ``dest`` is a directory, ``$ECGBOOK_MIRROR`` names a folder that does not exist, or any
+        other network or I/O failure; ``<dest>.part`` is kept so the next call resumes.
+    DataFolderError
+        The destination folder cannot be written (the message names it and ``ECGBOOK_DATA``).
     """
     dest = Path(dest)
     _check_dest(dest)
     check_source(url)
+    _check_mirror(url)
     source = resolve(url)
     check_source(source, url)
     expected = sha256.lower() if sha256 else None
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(dest.parent)
     with locked(dest):
         if dest.is_file():
             if expected is None or sha256sum(dest) == expected:
@@ -361,6 +410,7 @@ def _download(url: str, source: str, dest: Path, part: Path, progress: bool | No
 def _read_source(url: str) -> bytes:
     """The whole content at ``url`` (mirror-resolved), for small files such as checksum lists."""
     check_source(url)
+    _check_mirror(url)
     source = resolve(url)
     check_source(source, url)
     try:
@@ -380,6 +430,17 @@ def _read_source(url: str) -> bytes:
         raise DownloadError(f"{url}: interrupted while reading ({exc})") from exc
 
 
+def _umask() -> int:
+    """The process's umask (read from /proc where possible, else set and restored)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | Path, content, *, suffix: str = ".part") -> Path:
     """Write a file so that a reader (or a second process) sees the old or the new file, never a
     partial one: a uniquely named temporary file in the same folder, flushed and fsync'ed, then
@@ -387,13 +448,16 @@ def write_atomic(path: str | Path, content, *, suffix: str = ".part") -> Path:
 
     ``content`` is ``bytes``, or a callable ``write(fh)`` that writes to the binary file handle
     (e.g. ``lambda fh: torch.save(obj, fh)``). On any error the temporary file is removed and the
-    error re-raised; ``path`` is untouched. Returns ``path``. Used for downloads, caches, manifests
+    error re-raised; ``path`` is untouched. The file gets the permissions of an ordinary new file
+    (``0666`` less the umask), not ``mkstemp``'s ``0600``, so that other users can read a shared
+    data folder. Returns ``path``. Used for downloads, caches, manifests
     and checkpoints (:func:`ecgbook.train.save_checkpoint`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600: give the umask's usual permissions
         with os.fdopen(fd, "wb") as fh:
             if callable(content):
                 content(fh)
@@ -531,8 +595,13 @@ def physionet_checksums(database: str, version: str, root: str | Path, *, downlo
         if not local.is_file():
             raise MissingFileError(f"{local}: no checksum list (download=True fetches it)")
         return _accept_list(database, version, local.read_bytes(), str(local), local)
+    if local.is_file():  # a pinned local list is used as is, without a lock (the folder may be read-only)
+        local_data = local.read_bytes()
+        trust = trusted_list_label(database, version, hashlib.sha256(local_data).hexdigest())
+        if trust is not None and trust[1]:
+            return _accept_list(database, version, local_data, str(local), local)
     _check_dest(local)
-    root.mkdir(parents=True, exist_ok=True)
+    make_folder(root)
     with locked(local):
         local_data = local.read_bytes() if local.is_file() else None
         if local_data is not None:

@@ -24,6 +24,30 @@ class RecordError(ValueError):
     """A record is unreadable or inconsistent; the message names the file and what is wrong."""
 
 
+class NonFiniteSignalError(RecordError):
+    """A signal holds NaN or infinite samples; the message names the record and the leads."""
+
+
+def check_finite(signal: np.ndarray, where: str, leads: list[str] | tuple[str, ...] | None = None) -> None:
+    """Raise :class:`NonFiniteSignalError` when ``signal`` ``(leads, samples)`` holds NaN or ±inf.
+
+    The one check every reader and the signal cache use. ``where`` names the record (its header
+    file); the message lists, per kind (NaN, +inf, -inf), the leads holding it (``leads`` names
+    the rows, else row numbers). Infinite values come e.g. from a header gain that overflows
+    float32 once the ADC units are scaled to mV.
+    """
+    data = np.asarray(signal)
+    if data.ndim == 1:
+        data = data[None]
+    if np.isfinite(data).all():
+        return
+    names = list(leads) if leads is not None and len(leads) == data.shape[0] else list(range(data.shape[0]))
+    kinds = [(label, test(data).reshape(data.shape[0], -1).any(axis=1))
+             for label, test in (("NaN", np.isnan), ("+inf", np.isposinf), ("-inf", np.isneginf))]
+    parts = [f"{label} in lead(s) {[names[i] for i in np.flatnonzero(rows)]}" for label, rows in kinds if rows.any()]
+    raise NonFiniteSignalError(f"{where}: signal contains {'; '.join(parts)} (check the header's gain and baseline)")
+
+
 @dataclass
 class Record:
     """One ECG record.
@@ -69,8 +93,19 @@ MAT_PRECISION = {"16": 3, "32": 2, "80": 5}
 _MAT_NAMES = {0: "float64", 1: "float32", 2: "int32", 3: "int16", 4: "uint16", 5: "uint8"}
 
 
+def check_header_text(header: Path) -> None:
+    """Raise :class:`RecordError` naming ``header`` when it is empty (wfdb would fail with an IndexError)."""
+    try:
+        text = header.read_text(errors="replace")
+    except OSError as exc:
+        raise RecordError(f"{header}: cannot read header ({exc})") from exc
+    if not any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()):
+        raise RecordError(f"{header}: empty header (no record line); the file is cut or was never written")
+
+
 def _read_header(path: Path):
     header = path.with_suffix(".hea")
+    check_header_text(header)
     try:
         return wfdb.rdheader(str(path))
     except Exception as exc:  # wfdb raises many types for corrupt headers
@@ -190,7 +225,7 @@ def read_record(path: str | Path, *, expected_fs: float | None = None,
         The header is missing or malformed, the signal file is missing, truncated (checked against
         the header's sample count before reading), larger than the header announces, or disagrees
         with the header (sample count, channel count; a ``.mat`` of another dtype or transposed),
-        the signal holds NaNs, a lead name is unknown or repeated, a requested lead is absent, or
+        the signal holds NaN or infinite samples (:class:`NonFiniteSignalError`, naming the leads), a lead name is unknown or repeated, a requested lead is absent, or
         the sampling frequency is not ``expected_fs``.
     """
     path = Path(path)
@@ -220,10 +255,9 @@ def read_record(path: str | Path, *, expected_fs: float | None = None,
         raise RecordError(f"{header}: unexpected signal units {sorted(units)} (expected mV)")
     if expected_fs is not None and abs(float(rec.fs) - float(expected_fs)) > 1e-6:
         raise RecordError(f"{header}: sampling frequency is {rec.fs} Hz, expected {expected_fs} Hz")
-    data = (signal.T * scale).astype(np.float32)
-    bad = np.isnan(data).any(axis=1)
-    if bad.any():
-        raise RecordError(f"{header}: signal contains NaN in lead(s) {[names[i] for i in np.flatnonzero(bad)]}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        data = (signal.T * scale).astype(np.float32)
+    check_finite(data, str(header), names)
     if leads is not None:
         missing = [lead for lead in leads if lead not in names]
         if missing:
