@@ -1303,17 +1303,40 @@ def main(argv=None) -> int:
     import argparse
     from . import profiles
     from .models.wav2vec2 import wav2vec2_config
+
+    def positive(kind):
+        def parse(text):
+            try:
+                value = kind(text)
+            except ValueError:
+                value = None
+            if value is None or not math.isfinite(value) or value <= 0:
+                raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a finite number'}"
+                                                 f" > 0, got {text!r}")
+            return value
+        return parse
+
     parser = argparse.ArgumentParser(prog="python -m ecgbook.lead_agnostic_ssl")
     parser.add_argument("command", choices=["pretrain"])
     parser.add_argument("--profile", default="tutorial", choices=profiles.PROFILE_NAMES)
     parser.add_argument("--method", default="W2V+CMSC+RLM", choices=list(METHODS))
     parser.add_argument("--out", required=True, help="checkpoint path (written by rank 0)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--grad-accum", type=int, default=1)
-    parser.add_argument("--lr", type=float)
+    parser.add_argument("--epochs", type=positive(int), help="default: the profile's pretrain_epochs")
+    parser.add_argument("--batch-size", type=positive(int), help="default: the profile's pretrain_batch_size")
+    parser.add_argument("--grad-accum", type=positive(int), default=1)
+    parser.add_argument("--lr", type=positive(float), help="default: the profile's pretrain_lr")
     args = parser.parse_args(argv)
-    P = profiles.resolve("lead_agnostic_ssl", args.profile)
+    out = Path(args.out).absolute()
+    folder = next(p for p in out.parents if p.exists())  # missing folders are created on writing
+    if out.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        parser.error(f"argument --out: {args.out!r} is a folder or cannot be written ({folder} "
+                     f"{'is not a writable folder' if not out.is_dir() else 'exists'}); give a checkpoint file path")
+    try:
+        dist.environment()
+        P = profiles.resolve("lead_agnostic_ssl", args.profile, pretrain_epochs=args.epochs,
+                             pretrain_batch_size=args.batch_size, pretrain_lr=args.lr)
+    except ValueError as e:
+        parser.error(str(e))
     device = dist.init()
     try:
         with dist.main_first():
@@ -1322,8 +1345,8 @@ def main(argv=None) -> int:
                                   mitdb_pairs_per_record=P["mitdb_pairs_per_record"])
         torch.manual_seed(P["seed"])
         model = Wav2Vec2Pretrainer(wav2vec2_config(P["size"]))
-        cfg = PretrainConfig(epochs=args.epochs or P["pretrain_epochs"], batch_size=args.batch_size or P["pretrain_batch_size"],
-                             lr=args.lr or P["pretrain_lr"], grad_accum=args.grad_accum, seed=P["seed"],
+        cfg = PretrainConfig(epochs=P["pretrain_epochs"], batch_size=P["pretrain_batch_size"],
+                             lr=P["pretrain_lr"], grad_accum=args.grad_accum, seed=P["seed"],
                              warmup=0.0 if args.profile == "paper" else 0.1,
                              schedule="fixed" if args.profile == "paper" else "cosine",
                              anneal_to_end=args.profile != "paper")
