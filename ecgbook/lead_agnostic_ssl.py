@@ -701,7 +701,8 @@ def gallery_probe_split(patient, order, max_probes: int | None = None) -> tuple[
     official protocol's gallery/probe pair; ``None``: every later record). Returns sorted index
     arrays ``(gallery, probes)`` into the inputs. (The official ``manifest_identification.py``
     takes the first two files in file-system order, lines 61-84; we use the recording date.)
-    Raises ``ValueError`` for ``max_probes < 1``.
+    Raises ``ValueError`` for ``max_probes < 1``, and when no patient has two or more records
+    (e.g. one recording per patient: there is nothing to identify), naming the counts.
     """
     if max_probes is not None and max_probes < 1:
         raise ValueError(f"gallery_probe_split: max_probes must be >= 1 or None, got {max_probes}")
@@ -711,6 +712,10 @@ def gallery_probe_split(patient, order, max_probes: int | None = None) -> tuple[
     rank = df.groupby("patient").cumcount().to_numpy()
     size = df.groupby("patient")["i"].transform("size").to_numpy()
     keep = size >= 2
+    if not keep.any():
+        raise ValueError(f"gallery_probe_split: 0 of {df['patient'].nunique()} patients have 2 or more recordings "
+                         f"({len(df)} recordings); identification needs a gallery and a later probe recording "
+                         "of the same patient")
     gallery = df["i"].to_numpy()[keep & (rank == 0)]
     later = rank > 0 if max_probes is None else (rank > 0) & (rank <= max_probes)
     probes = df["i"].to_numpy()[keep & later]
@@ -723,10 +728,13 @@ def identify(gallery_z, gallery_id, probe_z, probe_id, ks=(1, 5)) -> dict:
     ``gallery_z`` ``(G, D)`` with identities ``gallery_id`` ``(G,)`` (distinct), ``probe_z``
     ``(P, D)`` with ``probe_id``. A probe counts as found at ``k`` when its identity's gallery entry
     is among the ``k`` most similar. Returns ``{"top1": ..., "top5": ..., "chance_top1": 1/G, ...,
-    "gallery": G, "probes": P}``. Raises ``ValueError`` when a probe's identity is not in the gallery
-    or the gallery repeats an identity.
+    "gallery": G, "probes": P}``. Raises ``ValueError`` when a probe's identity is not in the gallery,
+    the gallery repeats an identity, or the gallery or the probes are empty (no accuracy to report).
     """
     gallery_id, probe_id = np.asarray(gallery_id), np.asarray(probe_id)
+    if not len(gallery_id) or not len(probe_id):
+        raise ValueError(f"identify: {len(gallery_id)} gallery and {len(probe_id)} probe recordings; identification "
+                         "needs at least one of each (patients with 2 or more recordings)")
     if len(set(gallery_id.tolist())) != len(gallery_id):
         raise ValueError("identify: the gallery repeats an identity")
     pos = {g: i for i, g in enumerate(gallery_id.tolist())}
@@ -743,8 +751,8 @@ def identify(gallery_z, gallery_id, probe_z, probe_id, ks=(1, 5)) -> dict:
     rank = (sim > true_sim[:, None]).sum(1)          # 0 = best; ties count in the probe's favour
     out = {"gallery": len(g), "probes": len(p)}
     for k in ks:
-        out[f"top{k}"] = float(np.mean(rank < k)) if len(p) else float("nan")
-        out[f"chance_top{k}"] = min(1.0, k / len(g)) if len(g) else float("nan")
+        out[f"top{k}"] = float(np.mean(rank < k))
+        out[f"chance_top{k}"] = min(1.0, k / len(g))
     return out
 
 
