@@ -199,7 +199,9 @@ class Param:
     supplies) or ``"list"`` (of ``item`` values; a single value is taken as a list of one).
     ``low`` / ``high``: the range of a number (inclusive unless ``low_open`` / ``high_open``);
     ``choices``: the allowed values (of a ``str``, or of a list's items); ``allow_none``: ``None``
-    means something (e.g. "all records"); for a list, ``allow_empty`` and ``distinct`` items.
+    means something (e.g. "all records"); for a list, ``allow_empty`` and ``distinct`` items, and
+    ``within``: another list parameter of the chapter that must hold every item (except ``within_extra``
+    names), e.g. fine-tuned methods must be pre-trained ones (checked by :func:`resolve`).
     """
 
     kind: str
@@ -212,6 +214,8 @@ class Param:
     item: "Param | None" = None
     allow_empty: bool = False
     distinct: bool = True
+    within: str | None = None
+    within_extra: tuple = ()
 
     def describe(self) -> str:
         """The valid values in words, e.g. ``an integer ≥ 1`` or ``a number in (0, 1]``."""
@@ -238,8 +242,9 @@ def _rate(none: bool = False) -> Param:
     return Param("float", low=0, low_open=True, allow_none=none)
 
 
-def _names(choices, empty: bool = False) -> Param:
-    return Param("list", item=Param("str", choices=tuple(choices)), allow_empty=empty)
+def _names(choices, empty: bool = False, within: str | None = None, within_extra: tuple = ()) -> Param:
+    return Param("list", item=Param("str", choices=tuple(choices)), allow_empty=empty, within=within,
+                 within_extra=within_extra)
 
 
 _SEEDS = Param("list", item=Param("int", low=0))
@@ -292,9 +297,10 @@ def specs(chapter: str) -> dict[str, Param]:
         return {"ptbxl_records": _count(none=True), "cinc_records": _count(none=True),
                 "cinc_pairs_per_record": _count(none=True), "mitdb_pairs_per_record": _count(none=True),
                 "size": Param("str", choices=tuple(SIZES)), "methods": _names(METHODS),
-                "ptbxl_only_methods": _names(METHODS, empty=True), "pretrain_epochs": _count(),
+                "ptbxl_only_methods": _names(METHODS, empty=True, within="methods"), "pretrain_epochs": _count(),
                 "pretrain_batch_size": _count(), "pretrain_lr": _rate(), "subsets": subsets,
-                "label_fractions": _FRACTIONS, "finetune_methods": _names(tuple(METHODS) + (RANDOM_INIT,)),
+                "label_fractions": _FRACTIONS, "finetune_methods": _names(tuple(METHODS) + (RANDOM_INIT,), within="methods",
+                                                        within_extra=(RANDOM_INIT,)),
                 "finetune_subsets": subsets, "seeds": _SEEDS, "finetune_epochs": _count(), "finetune_lr": _rate(),
                 "baseline_subsets": subsets, "baseline_epochs": _count(), "ident_subsets": subsets,
                 "mitdb_ident_records": _count(high=len(DS2)), "leak_finetune_epochs": _count(low=0),
@@ -375,6 +381,22 @@ def check(chapter: str, name: str, value):
         raise ValueError(f"{e}{hint}") from None
 
 
+def _check_together(chapter: str, params: dict) -> None:
+    """The checks that involve two parameters: ``Param.within``, and SimCLR methods need ``simclr``."""
+    for name, spec in specs(chapter).items():
+        if spec.within is not None:
+            outside = [v for v in params[name] if v not in params[spec.within] and v not in spec.within_extra]
+            if outside:
+                raise ValueError(f"chapter {chapter!r}, parameter {name!r}: {outside} not in parameter "
+                                 f"{spec.within!r} ({params[spec.within]}); each item must be one of "
+                                 f"{spec.within!r}{f' or {list(spec.within_extra)}' if spec.within_extra else ''}")
+    if chapter == "multimodal_ssl" and not params["simclr"]:
+        simclr = [m for m in params["curve_methods"] + params["table_methods"] if m.startswith("simclr_")]
+        if simclr:
+            raise ValueError(f"chapter {chapter!r}, parameters 'curve_methods'/'table_methods': {simclr} need "
+                             "simclr=True (the SimCLR encoder is pre-trained only then)")
+
+
 def resolve(chapter: str, profile: str, **given) -> dict:
     """The chapter's parameters: the profile's values, overridden by every ``given`` value that is not ``None``.
 
@@ -394,6 +416,7 @@ def resolve(chapter: str, profile: str, **given) -> dict:
     for name, value in given.items():
         if value is not None:
             params[name] = check(chapter, name, value)
+    _check_together(chapter, params)
     params["profile"] = profile
     return params
 

@@ -116,6 +116,20 @@ def test_out_of_range_values_fail_naming_the_parameter(chapter, given, words):
         assert w in str(info.value), (w, str(info.value))
 
 
+@pytest.mark.parametrize("chapter, given, words", [
+    ("lead_agnostic_ssl", {"methods": ["CMSC"], "finetune_methods": ["W2V", "random init"]},
+     ["'finetune_methods'", "['W2V']", "'methods'"]),
+    ("lead_agnostic_ssl", {"ptbxl_only_methods": ["W2V+RLM"]}, ["'ptbxl_only_methods'", "['W2V+RLM']"]),
+    ("multimodal_ssl", {"simclr": False}, ["simclr_time", "simclr=True"]),  # smoke's table_methods has it
+])
+def test_parameters_that_depend_on_each_other(chapter, given, words):
+    with pytest.raises(ValueError) as info:
+        profiles.resolve(chapter, "smoke", **given)
+    for w in words:
+        assert w in str(info.value), (w, str(info.value))
+    assert profiles.resolve("lead_agnostic_ssl", "smoke", methods=["CMSC"], finetune_methods=["random init"])
+
+
 def test_none_only_where_it_means_something():
     assert profiles.check("baseline", "patience", None) is None
     with pytest.raises(ValueError, match="'epochs'.*None"):
