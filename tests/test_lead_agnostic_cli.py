@@ -19,7 +19,7 @@ def no_work(monkeypatch):
         raise AssertionError("work started before the arguments were checked")
     monkeypatch.setattr(las, "build_corpus", boom)
     monkeypatch.setattr(las, "pretrain", boom)
-    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -63,6 +63,7 @@ def test_out_that_is_a_folder_or_unwritable_fails_before_training(tmp_path, caps
     ({"WORLD_SIZE": "0"}, ["WORLD_SIZE='0'"]),
     ({"WORLD_SIZE": "2", "RANK": "2"}, ["RANK='2'", "[0, 1]"]),
     ({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "-1"}, ["LOCAL_RANK='-1'"]),
+    ({"WORLD_SIZE": "2"}, ["WORLD_SIZE=2", "MASTER_ADDR", "torchrun"]),
 ])
 def test_bad_torchrun_environment_exits_2_naming_the_variable(env, words, tmp_path, capsys, monkeypatch, no_work):
     for k, v in env.items():
@@ -80,7 +81,7 @@ def test_unset_arguments_take_the_profile_values_and_given_ones_win(tmp_path, mo
     monkeypatch.setattr(las, "build_corpus", lambda **k: "corpus")
     monkeypatch.setattr(las, "pretrain", lambda model, corpus, obj, cfg, **k: seen.append(cfg)
                         or {"history": [{"epoch": 1}], "segments_per_s": 1.0})
-    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)
     out = str(tmp_path / "new" / "w.pt")  # a folder still to be made is fine
     assert las.main(["pretrain", "--profile", "smoke", "--out", out]) == 0
