@@ -50,23 +50,50 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def environment() -> tuple[int, int, int]:
+    """``(world_size, rank, local_rank)`` from torchrun's ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``.
+
+    Unset variables count as one process, rank 0. Raises ``ValueError`` naming the variable, its
+    value and the valid range when one is not an integer, ``WORLD_SIZE`` < 1, or a rank is outside
+    ``0 … WORLD_SIZE - 1``, or ``WORLD_SIZE`` > 1 comes without ``RANK``, ``MASTER_ADDR`` or
+    ``MASTER_PORT``; call it before any work so that a bad launch fails at once.
+    """
+    def read(name: str, default: int, low: int, high: int | None) -> int:
+        raw = os.environ.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            valid = f"an integer ≥ {low}" if high is None else f"an integer in [{low}, {high}]"
+            raise ValueError(f"environment variable {name}={raw!r}: expected {valid} (set by torchrun)")
+        return value
+
+    world = read("WORLD_SIZE", 1, 1, None)
+    ranks = read("RANK", 0, 0, world - 1), read("LOCAL_RANK", 0, 0, world - 1)
+    missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+    if world > 1 and missing:
+        raise ValueError(f"environment variable WORLD_SIZE={world} is set but {missing} are not; launch with torchrun")
+    return (world, *ranks)
+
+
 def init(backend: str | None = None) -> torch.device:
     """Join the process group described by torchrun's environment; return this process's device.
 
     Without ``WORLD_SIZE`` in the environment (a plain ``python`` run) nothing is initialised and
     the device is CUDA if present, else CPU. ``backend``: default ``nccl`` on CUDA, ``gloo`` on CPU.
-    Raises ``RuntimeError`` when ``WORLD_SIZE`` is set but ``RANK`` or ``MASTER_ADDR`` is not.
+    Raises ``ValueError`` for a malformed variable, or when ``WORLD_SIZE`` > 1 is set but ``RANK``,
+    ``MASTER_ADDR`` or ``MASTER_PORT`` is not (:func:`environment`).
     """
-    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) <= 1:
+    world, _, local = environment()
+    if world <= 1:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
-    if missing:
-        raise RuntimeError(f"WORLD_SIZE is set but {missing} are not; launch with torchrun")
     cuda = torch.cuda.is_available()
     if not is_initialized():
         dist.init_process_group(backend or ("nccl" if cuda else "gloo"))
     if cuda:
-        local = int(os.environ.get("LOCAL_RANK", 0))
         torch.cuda.set_device(local)
         return torch.device("cuda", local)
     return torch.device("cpu")

@@ -44,12 +44,26 @@ def _report(name: str, ok: bool, message: str) -> bool:
     return ok
 
 
-def _call(name: str, fn: Callable, *args):
-    """``(True, result)``, or ``(False, message)`` when ``fn`` raised."""
+def _array_like(value) -> bool:
+    """Whether ``value`` reads as an array: a numpy array or scalar, a tensor, a list or a tuple."""
+    return isinstance(value, (list, tuple)) or (hasattr(value, "__array__") and not isinstance(value, (str, dict)))
+
+
+#: ``returns`` of :func:`_call` for checkers whose reader's function returns an array.
+ARRAY = (_array_like, "an array (numpy array, tensor or list)")
+
+
+def _call(name: str, fn: Callable, *args, returns: tuple[Callable, str] | None = None):
+    """``(True, result)``, or ``(False, message)`` when ``fn`` raised or, with ``returns = (test,
+    description)``, returned a value that fails ``test`` (the message names the type returned and
+    the ``description`` of what was expected, e.g. a string where an array was expected)."""
     try:
-        return True, fn(*args)
+        got = fn(*args)
     except Exception as exc:  # the reader's code: report any error as a failure
         return False, f"your function raised {type(exc).__name__}: {exc}"
+    if returns is not None and not returns[0](got):
+        return False, f"your function returned a {type(got).__name__}, expected {returns[1]}"
+    return True, got
 
 
 def _first_difference(expected: np.ndarray, got: np.ndarray, atol: float, rtol: float = 0.0):
@@ -122,7 +136,8 @@ def check_derived_leads(fn: Callable) -> bool:
         if not ok:
             return _report(name, False, got)
         if not isinstance(got, dict):
-            return _report(name, False, f"expected a dict of leads, got {type(got).__name__}")
+            return _report(name, False, f"your function returned a {type(got).__name__}, expected a dict of "
+                                        "leads {'III': array, ...}")
         expected = derive_limb_leads(a, b)
         for lead, want in expected.items():
             if lead not in got:
@@ -180,7 +195,8 @@ def check_macro_auroc(fn: Callable) -> bool:
         if not ok:
             return _report(name, False, got)
         if not isinstance(got, tuple) or len(got) != 2:
-            return _report(name, False, f"{task}: return (value, left_out), got {type(got).__name__}")
+            return _report(name, False, f"{task}: your function returned a {type(got).__name__}, expected "
+                                        "a pair: return (value, left_out)")
         value, left_out = got
         try:
             value = float(value)
@@ -221,7 +237,7 @@ def check_patient_split(fn: Callable, k: int = 5) -> bool:
 
     name = "check_patient_split"
     records = _split_beats()
-    ok, got = _call(name, fn, records.copy(), k)
+    ok, got = _call(name, fn, records.copy(), k, returns=ARRAY)
     if not ok:
         return _report(name, False, got)
     folds = np.asarray(got)
@@ -317,7 +333,7 @@ def check_window_aggregation(fn: Callable) -> bool:
         stride = window // 2
         with torch.no_grad():
             want = window_scorer(fs, window_s)(model, X, device="cpu")
-            ok, got = _call(name, fn, model, X.copy(), window, stride)
+            ok, got = _call(name, fn, model, X.copy(), window, stride, returns=ARRAY)
         if not ok:
             return _report(name, False, got)
         if isinstance(got, torch.Tensor):
@@ -358,13 +374,13 @@ def check_spectrogram_shape(fn: Callable) -> bool:
     for label, x, fs, nperseg, noverlap, fmax in cases:
         _, _, S = spectrogram(x, fs, nperseg=nperseg, noverlap=noverlap, fmax=fmax)
         want = tuple(int(v) for v in S.shape[-2:])
-        ok, got = _call(name, fn, len(x), fs, nperseg, noverlap, fmax)
+        ok, got = _call(name, fn, len(x), fs, nperseg, noverlap, fmax, returns=(_array_like, "a pair (n_bins, n_frames)"))
         if not ok:
             return _report(name, False, got)
         try:
             got = tuple(int(v) for v in got)
-        except TypeError:
-            return _report(name, False, f"expected a pair (n_bins, n_frames), got {got!r}")
+        except (TypeError, ValueError):
+            return _report(name, False, f"expected a pair of integers (n_bins, n_frames), got {got!r}")
         if got != want:
             return _report(name, False, f"{label} ({len(x)} samples at {fs:g} Hz, nperseg {nperseg}, noverlap "
                                         f"{noverlap}, fmax {fmax}): got {got}, expected {want} (bins, frames)")
@@ -408,7 +424,8 @@ def check_shared_patients(fn: Callable, k: int = 5) -> bool:
         try:
             got = float(got)
         except (TypeError, ValueError):
-            return _report(name, False, f"{label}: expected a number, got {got!r}")
+            return _report(name, False, f"{label}: your function returned a {type(got).__name__} {got!r}, "
+                                        "expected a number")
         if not abs(got - want) <= 1e-12:
             return _report(name, False, f"{label} split of {len(records):,} MIT-BIH beats: got {got:.4f}, "
                                         f"expected {want:.4f}")
@@ -458,7 +475,7 @@ def check_cmsc_positives(fn: Callable) -> bool:
     cases = _cmsc_cases()
     for label, ids, segment, names in cases:
         want = np.asarray(cmsc_positives(ids, segment))
-        ok, got = _call(name, fn, ids.copy(), segment.copy())
+        ok, got = _call(name, fn, ids.copy(), segment.copy(), returns=ARRAY)
         if not ok:
             return _report(name, False, got)
         if hasattr(got, "detach"):
@@ -509,7 +526,7 @@ def check_zero_fill(fn: Callable) -> bool:
     cases.append(("MIT-BIH 100, 10 s, MLII as II and V5", rec.signal[:, :3600].astype(np.float32), ["II", "V5"]))
     for label, x, sub in cases:
         want = zero_fill(x, sub)
-        ok, got = _call(name, fn, x.copy(), list(sub))
+        ok, got = _call(name, fn, x.copy(), list(sub), returns=ARRAY)
         if not ok:
             return _report(name, False, got)
         if hasattr(got, "detach"):
@@ -624,7 +641,8 @@ def check_gate_fusion(fn: Callable) -> bool:
         if not ok:
             return _report(name, False, got)
         if not isinstance(got, (tuple, list)) or len(got) != 2:
-            return _report(name, False, f"{label}: return (h, g), got {type(got).__name__}")
+            return _report(name, False, f"{label}: your function returned a {type(got).__name__}, expected "
+                                        "a pair: return (h, g)")
         try:
             h, gate = (np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v, dtype=float)
                        for v in got)

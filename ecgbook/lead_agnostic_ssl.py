@@ -701,7 +701,8 @@ def gallery_probe_split(patient, order, max_probes: int | None = None) -> tuple[
     official protocol's gallery/probe pair; ``None``: every later record). Returns sorted index
     arrays ``(gallery, probes)`` into the inputs. (The official ``manifest_identification.py``
     takes the first two files in file-system order, lines 61-84; we use the recording date.)
-    Raises ``ValueError`` for ``max_probes < 1``.
+    Raises ``ValueError`` for ``max_probes < 1``, and when no patient has two or more records
+    (e.g. one recording per patient: there is nothing to identify), naming the counts.
     """
     if max_probes is not None and max_probes < 1:
         raise ValueError(f"gallery_probe_split: max_probes must be >= 1 or None, got {max_probes}")
@@ -711,6 +712,10 @@ def gallery_probe_split(patient, order, max_probes: int | None = None) -> tuple[
     rank = df.groupby("patient").cumcount().to_numpy()
     size = df.groupby("patient")["i"].transform("size").to_numpy()
     keep = size >= 2
+    if not keep.any():
+        raise ValueError(f"gallery_probe_split: 0 of {df['patient'].nunique()} patients have 2 or more recordings "
+                         f"({len(df)} recordings); identification needs a gallery and a later probe recording "
+                         "of the same patient")
     gallery = df["i"].to_numpy()[keep & (rank == 0)]
     later = rank > 0 if max_probes is None else (rank > 0) & (rank <= max_probes)
     probes = df["i"].to_numpy()[keep & later]
@@ -723,10 +728,13 @@ def identify(gallery_z, gallery_id, probe_z, probe_id, ks=(1, 5)) -> dict:
     ``gallery_z`` ``(G, D)`` with identities ``gallery_id`` ``(G,)`` (distinct), ``probe_z``
     ``(P, D)`` with ``probe_id``. A probe counts as found at ``k`` when its identity's gallery entry
     is among the ``k`` most similar. Returns ``{"top1": ..., "top5": ..., "chance_top1": 1/G, ...,
-    "gallery": G, "probes": P}``. Raises ``ValueError`` when a probe's identity is not in the gallery
-    or the gallery repeats an identity.
+    "gallery": G, "probes": P}``. Raises ``ValueError`` when a probe's identity is not in the gallery,
+    the gallery repeats an identity, or the gallery or the probes are empty (no accuracy to report).
     """
     gallery_id, probe_id = np.asarray(gallery_id), np.asarray(probe_id)
+    if not len(gallery_id) or not len(probe_id):
+        raise ValueError(f"identify: {len(gallery_id)} gallery and {len(probe_id)} probe recordings; identification "
+                         "needs at least one of each (patients with 2 or more recordings)")
     if len(set(gallery_id.tolist())) != len(gallery_id):
         raise ValueError("identify: the gallery repeats an identity")
     pos = {g: i for i, g in enumerate(gallery_id.tolist())}
@@ -743,8 +751,8 @@ def identify(gallery_z, gallery_id, probe_z, probe_id, ks=(1, 5)) -> dict:
     rank = (sim > true_sim[:, None]).sum(1)          # 0 = best; ties count in the probe's favour
     out = {"gallery": len(g), "probes": len(p)}
     for k in ks:
-        out[f"top{k}"] = float(np.mean(rank < k)) if len(p) else float("nan")
-        out[f"chance_top{k}"] = min(1.0, k / len(g)) if len(g) else float("nan")
+        out[f"top{k}"] = float(np.mean(rank < k))
+        out[f"chance_top{k}"] = min(1.0, k / len(g))
     return out
 
 
@@ -1306,17 +1314,40 @@ def main(argv=None) -> int:
     import argparse
     from . import profiles
     from .models.wav2vec2 import wav2vec2_config
+
+    def positive(kind):
+        def parse(text):
+            try:
+                value = kind(text)
+            except ValueError:
+                value = None
+            if value is None or not math.isfinite(value) or value <= 0:
+                raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a finite number'}"
+                                                 f" > 0, got {text!r}")
+            return value
+        return parse
+
     parser = argparse.ArgumentParser(prog="python -m ecgbook.lead_agnostic_ssl")
     parser.add_argument("command", choices=["pretrain"])
     parser.add_argument("--profile", default="tutorial", choices=profiles.PROFILE_NAMES)
     parser.add_argument("--method", default="W2V+CMSC+RLM", choices=list(METHODS))
     parser.add_argument("--out", required=True, help="checkpoint path (written by rank 0)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--grad-accum", type=int, default=1)
-    parser.add_argument("--lr", type=float)
+    parser.add_argument("--epochs", type=positive(int), help="default: the profile's pretrain_epochs")
+    parser.add_argument("--batch-size", type=positive(int), help="default: the profile's pretrain_batch_size")
+    parser.add_argument("--grad-accum", type=positive(int), default=1)
+    parser.add_argument("--lr", type=positive(float), help="default: the profile's pretrain_lr")
     args = parser.parse_args(argv)
-    P = profiles.resolve("lead_agnostic_ssl", args.profile)
+    out = Path(args.out).absolute()
+    folder = next(p for p in out.parents if p.exists())  # missing folders are created on writing
+    if out.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        parser.error(f"argument --out: {args.out!r} is a folder or cannot be written ({folder} "
+                     f"{'is not a writable folder' if not out.is_dir() else 'exists'}); give a checkpoint file path")
+    try:
+        dist.environment()
+        P = profiles.resolve("lead_agnostic_ssl", args.profile, pretrain_epochs=args.epochs,
+                             pretrain_batch_size=args.batch_size, pretrain_lr=args.lr)
+    except ValueError as e:
+        parser.error(str(e))
     device = dist.init()
     try:
         with dist.main_first():
@@ -1325,8 +1356,8 @@ def main(argv=None) -> int:
                                   mitdb_pairs_per_record=P["mitdb_pairs_per_record"])
         torch.manual_seed(P["seed"])
         model = Wav2Vec2Pretrainer(wav2vec2_config(P["size"]))
-        cfg = PretrainConfig(epochs=args.epochs or P["pretrain_epochs"], batch_size=args.batch_size or P["pretrain_batch_size"],
-                             lr=args.lr or P["pretrain_lr"], grad_accum=args.grad_accum, seed=P["seed"],
+        cfg = PretrainConfig(epochs=P["pretrain_epochs"], batch_size=P["pretrain_batch_size"],
+                             lr=P["pretrain_lr"], grad_accum=args.grad_accum, seed=P["seed"],
                              warmup=0.0 if args.profile == "paper" else 0.1,
                              schedule="fixed" if args.profile == "paper" else "cosine",
                              anneal_to_end=args.profile != "paper")

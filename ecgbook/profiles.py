@@ -16,10 +16,14 @@
 A chapter's parameters cell sets ``profile = "tutorial"`` and every other parameter to ``None``;
 :func:`resolve` fills each ``None`` from the profile, so ``papermill -p profile smoke`` is enough,
 and ``-p epochs 3`` overrides one value. :func:`resolve` checks every given value against the
-type the profiles use for that parameter, so a wrong value fails at once, naming the parameter.
+chapter's table of parameters (:func:`specs`: type, range, allowed names), so a wrong value fails at
+once, in the chapter's first cell, naming the parameter and its valid values.
 """
 from __future__ import annotations
 
+import functools
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 PROFILE_NAMES = ("smoke", "classroom", "tutorial", "paper")
@@ -177,8 +181,132 @@ PROFILES: dict[str, dict[str, dict]] = {
     },
 }
 
-#: Integer parameters that may be 0 (every other integer parameter counts something and must be ≥ 1).
-ZERO_OK = frozenset({"seed"})
+#: Method names of the multimodal chapter: ``baseline`` (``resnet1d_wang``), or ``<init>_<kind>`` with
+#: the classifier kinds of :func:`ecgbook.multimodal_ssl.build_classifier`, initialised at random, from
+#: DINO (time and spectrogram encoders) or from SimCLR (the chapter pre-trains its time encoder only).
+MULTIMODAL_METHODS = (("baseline",) + tuple(f"{init}_{kind}" for init in ("dino", "random")
+                                            for kind in ("time", "spec", "gate", "concat")) + ("simclr_time",))
+
+#: The lead-agnostic chapter's name of the fine-tuned encoder that starts from random weights.
+RANDOM_INIT = "random init"
+
+
+@dataclass(frozen=True)
+class Param:
+    """The type and valid values of one chapter parameter (one row of :func:`specs`).
+
+    ``kind``: ``"int"``, ``"float"`` (finite), ``"str"``, ``"bool"``, ``"path"`` (a folder the user
+    supplies) or ``"list"`` (of ``item`` values; a single value is taken as a list of one).
+    ``low`` / ``high``: the range of a number (inclusive unless ``low_open`` / ``high_open``);
+    ``choices``: the allowed values (of a ``str``, or of a list's items); ``allow_none``: ``None``
+    means something (e.g. "all records"); for a list, ``allow_empty`` and ``distinct`` items, and
+    ``within``: another list parameter of the chapter that must hold every item (except ``within_extra``
+    names), e.g. fine-tuned methods must be pre-trained ones (checked by :func:`resolve`).
+    """
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple | None = None
+    allow_none: bool = False
+    low_open: bool = False
+    high_open: bool = False
+    item: "Param | None" = None
+    allow_empty: bool = False
+    distinct: bool = True
+    within: str | None = None
+    within_extra: tuple = ()
+
+    def describe(self) -> str:
+        """The valid values in words, e.g. ``an integer ≥ 1`` or ``a number in (0, 1]``."""
+        if self.kind == "list":
+            return (f"a{'' if self.allow_empty else ' non-empty'} list of{' distinct' if self.distinct else ''} "
+                    f"items, each {self.item.describe()}")
+        if self.choices is not None:
+            return f"one of {list(self.choices)}"
+        noun = {"int": "an integer", "float": "a finite number", "str": "a non-empty string",
+                "bool": "True or False", "path": "a folder path"}[self.kind]
+        if self.low is not None and self.high is not None:
+            return (f"{noun} in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                    f"{')' if self.high_open else ']'}")
+        if self.low is not None:
+            return f"{noun} {'>' if self.low_open else '≥'} {self.low:g}"
+        return noun
+
+
+def _count(low: int = 1, high: int | None = None, none: bool = False) -> Param:
+    return Param("int", low=low, high=high, allow_none=none)
+
+
+def _rate(none: bool = False) -> Param:
+    return Param("float", low=0, low_open=True, allow_none=none)
+
+
+def _names(choices, empty: bool = False, within: str | None = None, within_extra: tuple = ()) -> Param:
+    return Param("list", item=Param("str", choices=tuple(choices)), allow_empty=empty, within=within,
+                 within_extra=within_extra)
+
+
+_SEEDS = Param("list", item=Param("int", low=0))
+_FRACTIONS = Param("list", item=Param("float", low=0, high=1, low_open=True))
+_PATH = Param("path", allow_none=True)
+_MITDB_RECORDS = 48  # records of the MIT-BIH Arrhythmia Database
+
+
+@functools.lru_cache(maxsize=None)
+def specs(chapter: str) -> dict[str, Param]:
+    """``{parameter: Param}`` of a chapter: the one table its parameters are checked against.
+
+    Valid names come from the package's own constants (PTB-XL tasks, method and variant names,
+    lead subsets, backbones, classifiers, model sizes). Raises ``ValueError`` for an unknown chapter.
+    """
+    from .data.mitdb import DS2
+    from .data.ptbxl import TASKS
+    from .evaluation import CLASSIFIERS
+    from .models.backbones import BACKBONES, WEIGHTS
+
+    tasks = _names(TASKS)
+    if chapter == "multimodal_ssl":
+        from .multimodal_ssl import ENCODER_SIZES
+        return {"max_records": _count(none=True), "tasks": tasks, "encoder_size": Param("str", choices=tuple(ENCODER_SIZES)),
+                "out_dim": _count(), "n_local": _count(), "local_samples": _count(none=True),
+                "pretrain_epochs": _count(), "pretrain_batch": _count(), "pretrain_lr": _rate(),
+                "momentum": Param("float", low=0, high=1, high_open=True), "simclr": Param("bool"),
+                "ft_epochs": _count(), "ft_batch": _count(), "ft_lr": _rate(), "fractions": _FRACTIONS,
+                "seeds": _SEEDS, "curve_methods": _names(MULTIMODAL_METHODS),
+                "table_methods": _names(MULTIMODAL_METHODS), "n_boot": _count(), "challenge_root": _PATH}
+    if chapter == "primer":
+        return {"max_records": _count(none=True), "mitdb_records": _count(high=_MITDB_RECORDS)}
+    if chapter == "baseline":
+        return {"max_records": _count(none=True), "tasks": tasks, "epochs": _count(), "batch_size": _count(),
+                "lr": _rate(), "patience": _count(none=True), "n_boot": _count(), "seeds": _SEEDS}
+    if chapter == "transfer":
+        return {"cinc_records": _count(none=True), "mitdb_per_class": _count(), "backbones": _names(BACKBONES),
+                "weights": _names(WEIGHTS), "image_size": _count(low=32), "classifiers": _names(CLASSIFIERS),
+                "folds": _count(low=2), "batch_size": _count(), "seed": _count(low=0)}
+    if chapter == "mrmnet":
+        from .models.mrmnet import CONFIG_NAMES
+        return {"max_records": _count(none=True), "tasks": tasks, "variants": _names(CONFIG_NAMES),
+                "variant_task": Param("str", choices=TASKS), "epochs": _count(), "batch_size": _count(),
+                "lr": _rate(), "patience": _count(none=True), "n_boot": _count(), "seeds": _SEEDS,
+                "cpsc_root": _PATH}
+    if chapter == "lead_agnostic_ssl":
+        from .lead_agnostic_ssl import LEAD_SUBSETS, METHODS
+        from .models.wav2vec2 import SIZES
+        subsets = Param("list", item=Param("int", choices=tuple(LEAD_SUBSETS)))
+        return {"ptbxl_records": _count(none=True), "cinc_records": _count(none=True),
+                "cinc_pairs_per_record": _count(none=True), "mitdb_pairs_per_record": _count(none=True),
+                "size": Param("str", choices=tuple(SIZES)), "methods": _names(METHODS),
+                "ptbxl_only_methods": _names(METHODS, empty=True, within="methods"), "pretrain_epochs": _count(),
+                "pretrain_batch_size": _count(), "pretrain_lr": _rate(), "subsets": subsets,
+                "label_fractions": _FRACTIONS, "finetune_methods": _names(tuple(METHODS) + (RANDOM_INIT,), within="methods",
+                                                        within_extra=(RANDOM_INIT,)),
+                "finetune_subsets": subsets, "seeds": _SEEDS, "finetune_epochs": _count(), "finetune_lr": _rate(),
+                "baseline_subsets": subsets, "baseline_epochs": _count(), "ident_subsets": subsets,
+                "mitdb_ident_records": _count(high=len(DS2)), "leak_finetune_epochs": _count(low=0),
+                "batch_size": _count(), "n_boot": _count(), "seed": _count(low=0), "challenge2021_root": _PATH,
+                "arcface_epochs": _count(), "arcface_lr": _rate(), "arcface_recordings": _count(none=True)}
+    raise ValueError(f"no parameter table for chapter {chapter!r}; known: {chapters()}")
 
 
 def chapters() -> list[str]:
@@ -186,98 +314,96 @@ def chapters() -> list[str]:
     return sorted({c for prof in PROFILES.values() for c in prof})
 
 
-def _kind(values: list) -> str:
-    """The kind of a parameter from its values across profiles: int, float, str, list, path or any."""
-    seen = {type(v) for v in values if v is not None}
-    if not seen:
-        return "path"  # None in every profile: a folder the user supplies (e.g. cpsc_root)
-    if seen <= {int}:
-        return "int"
-    if seen <= {int, float}:
-        return "float"
-    if seen <= {str}:
-        return "str"
-    if seen <= {list, tuple}:
-        items = [x for v in values if v is not None for x in v]
-        if items and all(type(x) is int for x in items):
-            return "ints"
-        if items and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in items):
-            return "numbers"
-        return "list"
-    if seen <= {bool}:
-        return "bool"
-    return "any"
-
-
 def parameter_kinds(chapter: str) -> dict[str, tuple[str, bool]]:
-    """``{parameter: (kind, may_be_none)}`` of a chapter, from the values every profile gives it."""
-    names = {k for prof in PROFILES.values() for k in prof.get(chapter, {})}
-    out = {}
-    for name in sorted(names):
-        values = [prof[chapter][name] for prof in PROFILES.values() if name in prof.get(chapter, {})]
-        out[name] = (_kind(values), any(v is None for v in values))
-    return out
+    """``{parameter: (kind, may_be_none)}`` of a chapter, from its table :func:`specs`."""
+    return {name: (p.kind, p.allow_none) for name, p in sorted(specs(chapter).items())}
 
 
-def _check(chapter: str, name: str, value, kind: str):
-    """``value`` converted to ``kind``; ``ValueError`` naming the parameter when it does not fit."""
-    where = f"chapter {chapter!r}, parameter {name!r}"
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{where}: expected an integer, got {value!r} ({type(value).__name__})")
-        low = 0 if name in ZERO_OK else 1
-        if value < low:
-            raise ValueError(f"{where}: expected an integer ≥ {low}, got {value}")
+def _example(name: str, spec: Param) -> str:
+    if spec.kind == "list":
+        shown = list(spec.item.choices[:2]) if spec.item.choices else ([0, 1] if spec.item.kind == "int" else [0.1, 1.0])
+        return f" (papermill: -y \"{name}: {shown}\")"
+    return ""
+
+
+def _check_one(where: str, spec: Param, value):
+    """One scalar ``value`` checked against ``spec``; returns it converted (int→float for floats, path→str)."""
+    if spec.kind in ("int", "float"):
+        number = (int,) if spec.kind == "int" else (int, float)
+        if isinstance(value, bool) or not isinstance(value, number) or (spec.kind == "float" and not math.isfinite(value)):
+            raise ValueError(f"{where}: expected {spec.describe()}, got {value!r} ({type(value).__name__})")
+        if spec.choices is not None and value not in spec.choices:
+            raise ValueError(f"{where}: expected {spec.describe()}, got {value!r}")
+        if ((spec.low is not None and (value <= spec.low if spec.low_open else value < spec.low))
+                or (spec.high is not None and (value >= spec.high if spec.high_open else value > spec.high))):
+            raise ValueError(f"{where}: expected {spec.describe()}, got {value}")
+        return float(value) if spec.kind == "float" else value
+    if spec.kind == "str":
+        if not isinstance(value, str) or not value or (spec.choices is not None and value not in spec.choices):
+            raise ValueError(f"{where}: expected {spec.describe()}, got {value!r}")
         return value
-    if kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{where}: expected a number, got {value!r} ({type(value).__name__})")
-        if not value > 0:
-            raise ValueError(f"{where}: expected a positive number, got {value}")
-        return float(value)
-    if kind == "str":
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"{where}: expected a non-empty string, got {value!r}")
-        return value
-    if kind == "list":
-        if isinstance(value, str):  # papermill -p tasks rhythm: one name
-            value = [value]
-        if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
-            raise ValueError(f"{where}: expected a non-empty list of names (papermill: -y \"{name}: [a, b]\"), "
-                             f"got {value!r}")
-        return list(value)
-    if kind == "ints":  # e.g. seeds: papermill -y "seeds: [0, 1, 2]" (or -p seeds 4: one seed)
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = [value]
-        if (not isinstance(value, (list, tuple)) or not value
-                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
-                or len(set(value)) != len(value)):
-            raise ValueError(f"{where}: expected a non-empty list of distinct integers ≥ 0 "
-                             f"(papermill: -y \"{name}: [0, 1, 2]\"), got {value!r}")
-        return list(value)
-    if kind == "numbers":  # e.g. seeds [0, 1, 2], label fractions [0.01, 0.1, 1.0]
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = [value]
-        if (not isinstance(value, (list, tuple)) or not value
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-            raise ValueError(f"{where}: expected a non-empty list of numbers "
-                             f"(papermill: -y \"{name}: [1, 2]\"), got {value!r}")
-        return list(value)
-    if kind == "path":
-        if not isinstance(value, (str, Path)):
-            raise ValueError(f"{where}: expected a folder path, got {value!r} ({type(value).__name__})")
+    if spec.kind == "path":
+        if not isinstance(value, (str, Path)) or not str(value):
+            raise ValueError(f"{where}: expected {spec.describe()}, got {value!r} ({type(value).__name__})")
         return str(value)
-    if kind == "bool" and not isinstance(value, bool):
-        raise ValueError(f"{where}: expected True or False, got {value!r}")
-    return value
+    if spec.kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: expected {spec.describe()}, got {value!r}")
+        return value
+    raise ValueError(f"{where}: unknown parameter kind {spec.kind!r}")
+
+
+def check(chapter: str, name: str, value):
+    """``value`` of parameter ``name`` of ``chapter`` checked against :func:`specs` and converted.
+
+    ``None`` passes only where the spec allows it; a list parameter also takes one value (papermill
+    ``-p tasks rhythm``). Raises ``ValueError`` naming the chapter, the parameter, the value and the
+    valid values or range.
+    """
+    spec = specs(chapter)[name]
+    where = f"chapter {chapter!r}, parameter {name!r}"
+    if value is None:
+        if spec.allow_none:
+            return None
+        raise ValueError(f"{where}: expected {spec.describe()}, got None")
+    if spec.kind != "list":
+        return _check_one(where, spec, value)
+    if not isinstance(value, (list, tuple)):
+        value = [value]
+    if not value and not spec.allow_empty:
+        raise ValueError(f"{where}: expected {spec.describe()}{_example(name, spec)}, got an empty list")
+    if spec.distinct and len({repr(v) for v in value}) != len(value):
+        raise ValueError(f"{where}: expected {spec.describe()}{_example(name, spec)}, got repeated values in {value!r}")
+    hint = _example(name, spec)
+    try:
+        return [_check_one(f"{where}, item {i} of {list(value)!r}", spec.item, v) for i, v in enumerate(value)]
+    except ValueError as e:
+        raise ValueError(f"{e}{hint}") from None
+
+
+def _check_together(chapter: str, params: dict) -> None:
+    """The checks that involve two parameters: ``Param.within``, and SimCLR methods need ``simclr``."""
+    for name, spec in specs(chapter).items():
+        if spec.within is not None:
+            outside = [v for v in params[name] if v not in params[spec.within] and v not in spec.within_extra]
+            if outside:
+                raise ValueError(f"chapter {chapter!r}, parameter {name!r}: {outside} not in parameter "
+                                 f"{spec.within!r} ({params[spec.within]}); each item must be one of "
+                                 f"{spec.within!r}{f' or {list(spec.within_extra)}' if spec.within_extra else ''}")
+    if chapter == "multimodal_ssl" and not params["simclr"]:
+        simclr = [m for m in params["curve_methods"] + params["table_methods"] if m.startswith("simclr_")]
+        if simclr:
+            raise ValueError(f"chapter {chapter!r}, parameters 'curve_methods'/'table_methods': {simclr} need "
+                             "simclr=True (the SimCLR encoder is pre-trained only then)")
 
 
 def resolve(chapter: str, profile: str, **given) -> dict:
     """The chapter's parameters: the profile's values, overridden by every ``given`` value that is not ``None``.
 
     Returns a dict that includes ``profile``. Raises ``ValueError`` for an unknown profile or chapter,
-    an unknown parameter, or a given value of the wrong type or range (naming the parameter, e.g.
-    ``-p epochs abc`` or ``max_records=-5``).
+    an unknown parameter, or a given value of the wrong type, range or name (naming the chapter, the
+    parameter, the value and the valid values, e.g. ``-p epochs abc``, ``max_records=-5``, ``lr=inf``,
+    ``fractions=[2.0]``, ``tasks=['nosuch']``); see :func:`specs`.
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILE_NAMES}")
@@ -287,10 +413,10 @@ def resolve(chapter: str, profile: str, **given) -> dict:
     unknown = [k for k in given if k not in params]
     if unknown:
         raise ValueError(f"chapter {chapter!r} has no parameter(s) {unknown}; known: {sorted(params)}")
-    kinds = parameter_kinds(chapter)
     for name, value in given.items():
         if value is not None:
-            params[name] = _check(chapter, name, value, kinds[name][0])
+            params[name] = check(chapter, name, value)
+    _check_together(chapter, params)
     params["profile"] = profile
     return params
 

@@ -80,3 +80,35 @@ def test_helpers_without_process_group():
         pass
     m = torch.nn.Linear(2, 2)
     assert dist.unwrap(dist.wrap(m, torch.device("cpu"))) is m
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, (1, 0, 0)),
+    ({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"}, (4, 3, 1)),
+    ({"WORLD_SIZE": " 2 ", "RANK": "1"}, (2, 1, 0)),
+])
+def test_environment_parses_torchrun_variables(env, expected, monkeypatch):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert dist.environment() == expected
+
+
+@pytest.mark.parametrize("env, name", [
+    ({"WORLD_SIZE": "abc"}, "WORLD_SIZE"), ({"WORLD_SIZE": "-1"}, "WORLD_SIZE"), ({"WORLD_SIZE": ""}, "WORLD_SIZE"),
+    ({"WORLD_SIZE": "2", "RANK": "x"}, "RANK"), ({"WORLD_SIZE": "2", "RANK": "2"}, "RANK"),
+    ({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "5"}, "LOCAL_RANK"),
+    ({"WORLD_SIZE": "2"}, "WORLD_SIZE"),                           # without RANK, MASTER_ADDR, MASTER_PORT
+])
+def test_malformed_torchrun_variables_fail_naming_them(env, name, monkeypatch):
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ValueError, match=f"{name}="):
+        dist.environment()
+    with pytest.raises(ValueError, match=f"{name}="):
+        dist.init()

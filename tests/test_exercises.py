@@ -299,3 +299,19 @@ def test_gate_fusion(capsys):
     assert "sum to" in capsys.readouterr().out
     assert not exercises.check_gate_fusion(lambda h_t, h_s, w, b: torch.cat([h_t, h_s], 1))
     assert "return (h, g)" in capsys.readouterr().out
+
+
+CHECKERS = sorted(name for name in dir(exercises) if name.startswith("check_"))
+
+
+@pytest.mark.parametrize("wrong", ["not an answer", {"answer": 1}], ids=["str", "dict"])
+@pytest.mark.parametrize("checker", CHECKERS)
+def test_a_wrong_return_type_is_a_fail_line_not_a_traceback(checker, wrong, capsys):
+    """Every checker given a function that returns a string or a dict prints one FAIL line that
+    names the type returned and what was expected, and returns False (no exception)."""
+    if checker == "check_derived_leads" and isinstance(wrong, dict):
+        wrong = ["III"]                                   # a dict is what it expects: try a list instead
+    assert getattr(exercises, checker)(lambda *args, **kwargs: wrong) is False
+    lines = [line for line in capsys.readouterr().out.splitlines() if line]
+    assert lines and lines[0].startswith("FAIL "), lines
+    assert type(wrong).__name__ in lines[0] and "expected" in lines[0], lines

@@ -204,6 +204,20 @@ def test_gallery_probe_split_by_date():
     assert p.tolist() == [0, 3, 5]
 
 
+def test_identification_needs_patients_with_two_recordings():
+    with pytest.raises(ValueError, match="0 of 3 patients have 2 or more recordings"):
+        las.gallery_probe_split([1, 2, 3], [0, 0, 0])
+    g, p = las.gallery_probe_split([1, 2, 2], [0, 5, 3])         # one patient with two: still a split
+    assert g.tolist() == [2] and p.tolist() == [1]
+    with pytest.raises(ValueError, match="0 probe recordings"):
+        las.identify(np.ones((2, 3)), ["a", "b"], np.zeros((0, 3)), [])
+    with pytest.raises(ValueError, match="0 gallery"):
+        las.identify(np.zeros((0, 3)), [], np.zeros((0, 3)), [])
+    X = np.zeros((3, 12, las.SEGMENT), np.float32)
+    with pytest.raises(ValueError, match="0 of 3 patients"):          # before any embedding
+        las.identification_ptbxl({"random": None}, X, [1, 2, 3], [0, 0, 0], [9, 9, 10], [12])
+
+
 def test_crop_level_split_leaks_and_patient_split_does_not():
     patient = np.repeat(np.arange(50), 2)                 # 100 records, 2 per patient
     crop = las.crop_splits(patient, 2, level="crop")

@@ -24,7 +24,7 @@ def test_resolve_fills_and_overrides():
     assert profiles.resolve("multimodal_ssl", "smoke", seeds=[0, 1])["seeds"] == [0, 1]
     assert profiles.resolve("multimodal_ssl", "smoke", seeds=3)["seeds"] == [3]
     assert profiles.resolve("multimodal_ssl", "smoke", fractions=[0.5, 1.0])["fractions"] == [0.5, 1.0]
-    with pytest.raises(ValueError, match="'seeds'.*integers"):
+    with pytest.raises(ValueError, match="'seeds'.*integer"):
         profiles.resolve("multimodal_ssl", "smoke", seeds=["a"])
     assert profiles.resolve("baseline", "smoke", seeds=[3, 1])["seeds"] == [3, 1]
     assert profiles.resolve("baseline", "smoke", seeds=4)["seeds"] == [4]
@@ -36,17 +36,104 @@ def test_resolve_fills_and_overrides():
     ({"epochs": 2.5}, ["'epochs'", "integer"]),
     ({"epochs": True}, ["'epochs'", "integer"]),
     ({"lr": "fast"}, ["'lr'", "number"]),
-    ({"lr": -0.1}, ["'lr'", "positive"]),
-    ({"tasks": [1, 2]}, ["'tasks'", "list of names"]),
+    ({"lr": -0.1}, ["'lr'", "> 0", "-0.1"]),
+    ({"tasks": [1, 2]}, ["'tasks'", "one of", "'rhythm'", "got 1"]),
     ({"seeds": [-1]}, ["'seeds'", "≥ 0"]),
     ({"seeds": [0, 0]}, ["'seeds'", "distinct"]),
-    ({"seeds": "abc"}, ["'seeds'", "integers"]),
+    ({"seeds": "abc"}, ["'seeds'", "integer", "'abc'"]),
 ])
 def test_wrong_values_fail_naming_the_parameter(given, words):
     with pytest.raises(ValueError) as info:
         profiles.resolve("baseline", "tutorial", **given)
     for w in words:
         assert w in str(info.value)
+
+
+def test_every_parameter_has_a_spec_and_every_profile_value_passes():
+    for chapter in profiles.chapters():
+        specs = profiles.specs(chapter)
+        for name in profiles.PROFILE_NAMES:
+            values = profiles.PROFILES[name][chapter]
+            assert set(values) == set(specs), (chapter, name, set(values) ^ set(specs))
+            for param, value in values.items():
+                assert profiles.check(chapter, param, value) == value, (chapter, name, param)
+            assert profiles.resolve(chapter, name, **values) == {**values, "profile": name}
+
+
+def test_specs_take_names_from_the_package():
+    from ecgbook.data.ptbxl import TASKS
+    from ecgbook.lead_agnostic_ssl import LEAD_SUBSETS, METHODS
+    from ecgbook.models.mrmnet import CONFIG_NAMES
+    assert profiles.specs("baseline")["tasks"].item.choices == TASKS
+    assert profiles.specs("mrmnet")["variants"].item.choices == CONFIG_NAMES
+    assert profiles.specs("lead_agnostic_ssl")["subsets"].item.choices == tuple(LEAD_SUBSETS)
+    assert set(profiles.specs("lead_agnostic_ssl")["finetune_methods"].item.choices) == set(METHODS) | {"random init"}
+    with pytest.raises(ValueError, match="no parameter table"):
+        profiles.specs("nonsense")
+
+
+# one or more per kind of spec: int (low / high / None), float (open / closed / infinite), str choices,
+# bool, path, list (empty / repeated / item choices / item range), the examples
+@pytest.mark.parametrize("chapter, given, words", [
+    ("baseline", {"lr": float("inf")}, ["'lr'", "finite", "inf"]),
+    ("baseline", {"lr": float("nan")}, ["'lr'", "finite"]),
+    ("baseline", {"lr": 0}, ["'lr'", "> 0", "got 0"]),
+    ("multimodal_ssl", {"fractions": [2.0]}, ["'multimodal_ssl'", "'fractions'", "(0, 1]", "2.0"]),
+    ("multimodal_ssl", {"fractions": [0.0]}, ["'fractions'", "(0, 1]"]),
+    ("lead_agnostic_ssl", {"label_fractions": [-0.1, 1.0]}, ["'label_fractions'", "(0, 1]", "-0.1"]),
+    ("baseline", {"tasks": ["nosuch"]}, ["'tasks'", "'nosuch'", "'superdiagnostic'"]),
+    ("mrmnet", {"variant_task": "nosuch"}, ["'variant_task'", "'nosuch'", "'rhythm'"]),
+    ("lead_agnostic_ssl", {"subsets": [13]}, ["'subsets'", "13", "[12, 6, 3, 2, 1]"]),
+    ("lead_agnostic_ssl", {"ident_subsets": [12, 12]}, ["'ident_subsets'", "repeated"]),
+    ("lead_agnostic_ssl", {"methods": ["W2V", "BYOL"]}, ["'methods'", "'BYOL'", "'W2V+CMSC+RLM'"]),
+    ("lead_agnostic_ssl", {"methods": []}, ["'methods'", "non-empty", "empty list"]),
+    ("lead_agnostic_ssl", {"finetune_methods": ["random"]}, ["'finetune_methods'", "'random init'"]),
+    ("lead_agnostic_ssl", {"size": "huge"}, ["'size'", "'huge'", "'tutorial'"]),
+    ("lead_agnostic_ssl", {"leak_finetune_epochs": -1}, ["'leak_finetune_epochs'", "≥ 0", "-1"]),
+    ("lead_agnostic_ssl", {"mitdb_ident_records": 23}, ["'mitdb_ident_records'", "[1, 22]", "23"]),
+    ("lead_agnostic_ssl", {"pretrain_epochs": 0}, ["'pretrain_epochs'", "≥ 1", "got 0"]),
+    ("multimodal_ssl", {"curve_methods": ["dino_gate", "simclr_gate"]}, ["'curve_methods'", "'simclr_gate'"]),
+    ("multimodal_ssl", {"table_methods": ["nosuch"]}, ["'table_methods'", "'baseline'"]),
+    ("multimodal_ssl", {"encoder_size": "big"}, ["'encoder_size'", "'small'"]),
+    ("multimodal_ssl", {"momentum": 1.0}, ["'momentum'", "[0, 1)"]),
+    ("multimodal_ssl", {"simclr": "yes"}, ["'simclr'", "True or False"]),
+    ("multimodal_ssl", {"challenge_root": 3}, ["'challenge_root'", "folder"]),
+    ("transfer", {"backbones": ["resnet50"]}, ["'backbones'", "'densenet121'"]),
+    ("transfer", {"weights": ["imagenet21k"]}, ["'weights'", "'random'"]),
+    ("transfer", {"classifiers": ["svm"]}, ["'classifiers'", "'linear_svm'"]),
+    ("transfer", {"folds": 1}, ["'folds'", "≥ 2"]),
+    ("transfer", {"image_size": 8}, ["'image_size'", "≥ 32"]),
+    ("mrmnet", {"variants": ["nosuch"]}, ["'variants'", "'no_mutual'"]),
+    ("mrmnet", {"n_boot": 0}, ["'n_boot'", "≥ 1"]),
+    ("primer", {"mitdb_records": 49}, ["'mitdb_records'", "[1, 48]"]),
+    ("transfer", {"seed": -1}, ["'seed'", "≥ 0"]),
+])
+def test_out_of_range_values_fail_naming_the_parameter(chapter, given, words):
+    with pytest.raises(ValueError) as info:
+        profiles.resolve(chapter, "smoke", **given)
+    assert f"chapter {chapter!r}" in str(info.value)
+    for w in words:
+        assert w in str(info.value), (w, str(info.value))
+
+
+@pytest.mark.parametrize("chapter, given, words", [
+    ("lead_agnostic_ssl", {"methods": ["CMSC"], "finetune_methods": ["W2V", "random init"]},
+     ["'finetune_methods'", "['W2V']", "'methods'"]),
+    ("lead_agnostic_ssl", {"ptbxl_only_methods": ["W2V+RLM"]}, ["'ptbxl_only_methods'", "['W2V+RLM']"]),
+    ("multimodal_ssl", {"simclr": False}, ["simclr_time", "simclr=True"]),  # smoke's table_methods has it
+])
+def test_parameters_that_depend_on_each_other(chapter, given, words):
+    with pytest.raises(ValueError) as info:
+        profiles.resolve(chapter, "smoke", **given)
+    for w in words:
+        assert w in str(info.value), (w, str(info.value))
+    assert profiles.resolve("lead_agnostic_ssl", "smoke", methods=["CMSC"], finetune_methods=["random init"])
+
+
+def test_none_only_where_it_means_something():
+    assert profiles.check("baseline", "patience", None) is None
+    with pytest.raises(ValueError, match="'epochs'.*None"):
+        profiles.check("baseline", "epochs", None)
 
 
 def test_unknown_names():
