@@ -967,7 +967,8 @@ def identification_ptbxl(encoders: dict, X, patient, dates, strat_fold, subsets,
 
 
 def identification_mitdb(encoders: dict, names, *, crops: int = 5, device=None) -> list[dict]:
-    """Within-recording identification across the halves of MIT-BIH records (DS2: never pre-trained on).
+    """Within-recording identification across the halves of MIT-BIH records (DS2: never pre-trained on,
+    except that record 202's patient gave DS1's record 201 to the corpus: ``mitdb.same_patient_pairs``).
 
     Gallery: the mean embedding of ``crops`` 5-s crops of each record's first half; probes: each
     crop of its second half. An easier task than patient identification (same session).
