@@ -2,9 +2,25 @@
 
 Oh J, Chung H, Kwon J-m, Hong D-g, Choi E. "Lead-agnostic self-supervised learning for local and
 global representations of electrocardiogram". Conference on Health, Inference, and Learning (CHIL),
-PMLR 174:338-353, 2022 (arXiv 2203.06889). Official code: ``Jwoo5/fairseq-signals``
-(``examples/w2v_cmsc``); the facts used here, with file:line, are in ``/work/notes/lassl.md`` and
-the chapter ``chapters/06_lead_agnostic_ssl.md``.
+PMLR 174:338-353, 2022 (arXiv 2203.06889). Official code: ``Jwoo5/fairseq-signals`` at commit
+6b9e137 (``examples/w2v_cmsc``); the facts used here, at that commit (``fairseq_signals/`` left out
+of the paths below), and the chapter ``chapters/06_lead_agnostic_ssl.md``:
+
+* configuration ``examples/w2v_cmsc/config/pretraining/w2v_cmsc_rlm.yaml``: random lead masking
+  with probability 0.5 on every segment (lines 17-20), ``normalize: false`` (21),
+  ``loss_weights: [0.1, 10]`` (41), Adam and fixed learning rate (43-56), ``mask_prob: 0.65`` (62);
+* span mask: ``data/data_utils.py:18-140`` (``compute_mask_indices``), called with
+  ``min_masks=2`` at ``models/transformer.py:158-172``; span length 10 at line 68;
+* random lead masking: ``data/ecg/augmentations.py:182-218`` (``RandomLeadsMask``: each of the
+  12 leads zeroed with probability ``mask_leads_prob``, line 200);
+* wav2vec 2.0 loss: ``criterions/wav2vec2_criterion.py:260-282`` (InfoNCE plus the weighted extra
+  losses, each times the number of masked steps), extra losses at
+  ``models/wav2vec2/wav2vec2.py:425-437`` (diversity ``(GV - perplexity) / GV``, feature penalty);
+* CMSC: ``criterions/wav2vec2_criterion.py:284-327`` (L2-normalised mean-pooled context,
+  positives where ``patient_id`` matches, symmetric cross-entropy), temperature 0.1 at
+  ``criterions/cmsc_criterion.py:24-26``, pooling at ``models/wav2vec2/wav2vec2_cmsc.py:28-37``;
+* pairs of adjacent segments: ``data/ecg/preprocess/convert_to_cmsc_manifest.py:67-75``, segment
+  position ``i % 2`` at ``data/ecg/cmsc_ecg_dataset.py:176``.
 
 The pieces, each tested in ``tests/test_lead_agnostic_ssl.py``:
 
@@ -962,7 +978,8 @@ def identification_ptbxl(encoders: dict, X, patient, dates, strat_fold, subsets,
 
 
 def identification_mitdb(encoders: dict, names, *, crops: int = 5, device=None) -> list[dict]:
-    """Within-recording identification across the halves of MIT-BIH records (DS2: never pre-trained on).
+    """Within-recording identification across the halves of MIT-BIH records (DS2: never pre-trained on,
+    except that record 202's patient gave DS1's record 201 to the corpus: ``mitdb.same_patient_pairs``).
 
     Gallery: the mean embedding of ``crops`` 5-s crops of each record's first half; probes: each
     crop of its second half. An easier task than patient identification (same session).

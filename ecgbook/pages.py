@@ -8,7 +8,7 @@ A chapter calls, in one hidden (``remove-input``) cell after its parameters::
     pages.header("baseline", profile) # the banner + run time per profile, from the results files
 
 and shows tables with ``pages.show_table(df)``. Figures get their number, caption and alt text
-from the cell's ``mystnb`` metadata (see ``/work/shared/examples/chapter-pattern.md``); the
+from the cell's ``mystnb: figure:`` metadata (as in ``chapters/02_baseline_ptbxl.md``); the
 helpers here only make them legible at the column's width (about 680 px).
 
 Nothing here is typed by hand: run times come from ``results/<profile>/<chapter>.json``
@@ -276,7 +276,7 @@ _PATH = re.compile(r"(?<![\w.])(/(?:[\w.+-]+/)+[\w.+-]*)")
 
 def scrub_paths(text: str) -> str:
     """``text`` with absolute machine paths shortened to the part below the project, the data
-    folder or the results folder (``/home/me/ecgbook/results/tutorial/x.json`` →
+    folder or the results folder (``<project>/results/tutorial/x.json`` →
     ``results/tutorial/x.json``); other absolute paths become their last two parts."""
     anchors = [(str(config.results_dir()), "results"), (str(config.data_dir()), "data"),
                (str(config.project_root()), ".")]

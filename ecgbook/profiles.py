@@ -29,7 +29,7 @@ from pathlib import Path
 PROFILE_NAMES = ("smoke", "classroom", "tutorial", "paper")
 
 #: The classroom profile's data, by name: fixed subsets of the offline mirror (see
-#: ``../shared/README.md``), the same on every machine.
+#: ``data/README.md``: PhysioNet's files laid out as HOST/PATH), the same on every machine.
 CLASSROOM_SUBSETS = {
     "PTB-XL": "ecg_id 1–1000 (the 994 records of them that PTB-XL 1.0.3 keeps), 100 Hz",
     "MIT-BIH": "the first 11 records of each of de Chazal's DS1 and DS2 (primer); all 44 "

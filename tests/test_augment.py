@@ -5,7 +5,8 @@ import torch
 from ecgbook import augment as A
 
 torch.set_num_threads(1)
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                             reason="needs a CUDA GPU (none on this machine)"))]
 
 
 def batch(b=6, leads=12, n=250, dtype=torch.float32, device="cpu"):

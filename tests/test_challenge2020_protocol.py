@@ -2,12 +2,11 @@
 
 Crops per record and the window mean on synthetic arrays; the loader, the metric rows and the
 whole path (load → folds → pretrain → fine-tune → thresholds on validation → test rows) on the
-Challenge-format sample records of ``../shared/samples/challenge-2021`` (skipped when absent).
+Challenge-format sample records (conftest's ``challenge_samples``: fails, never skips, when absent).
 """
 from __future__ import annotations
 
 import math
-import os
 import shutil
 from pathlib import Path
 
@@ -16,20 +15,15 @@ import pytest
 import torch
 from torch import nn
 
-from ecgbook import config
 from ecgbook import multimodal_ssl as mm
 from ecgbook.data import challenge as C
 from ecgbook.data.records import RecordError
 from ecgbook.train import ArrayDataset, predict
 
-SAMPLES = Path(os.environ.get("ECGBOOK_SAMPLES", config.project_root().parent / "shared" / "samples")) / "challenge-2021"
-
-
 @pytest.fixture(scope="module")
-def samples() -> Path:
-    if not SAMPLES.is_dir():
-        pytest.skip(f"Challenge-format sample records absent at {SAMPLES}")
-    return SAMPLES
+def samples(challenge_samples) -> Path:
+    """The real Challenge-format records; conftest's fixture fails (never skips) when they are absent."""
+    return challenge_samples
 
 
 @pytest.fixture(scope="module")

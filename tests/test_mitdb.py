@@ -1,6 +1,7 @@
 """MIT-BIH Arrhythmia Database reader, on the real files of the mirror (downloaded once into data/)."""
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -9,9 +10,10 @@ import pandas as pd
 import pytest
 import wfdb
 
+from ecgbook import profiles
 from ecgbook.data.download import ChecksumError, DataWarning, sha256sum
 from ecgbook.data.mitdb import (AAMI_CLASSES, AAMI_MAP, DS1, DS2, FS, PACED, MITBIH, default_root,
-                                download_mitdb, record_to_patient)
+                                download_mitdb, record_to_patient, same_patient_pairs)
 from ecgbook.data.records import RecordError
 
 WINDOW = (90, 162)  # samples before/after the R peak for the default window_s=(0.25, 0.45) at 360 Hz
@@ -95,6 +97,41 @@ def test_inter_patient_split(db):
     assert {record_to_patient(r) for r in DS1} & {record_to_patient(r) for r in DS2} == {"201"}
     assert record_to_patient("202") == record_to_patient(201) == "201"
     assert record_to_patient("100") == "100"
+
+
+def test_same_patient_pairs_hand_worked():
+    assert same_patient_pairs(DS1, DS2) == [("201", "202")]
+    assert same_patient_pairs(DS2, DS1) == [("202", "201")]
+    assert same_patient_pairs([201], [202, 100]) == [("201", "202")]          # ints accepted
+    assert same_patient_pairs(DS1, DS2[:4]) == []                             # 100, 103, 105, 111
+    assert same_patient_pairs(["201", "202"], ["201"]) == [("202", "201")]    # a shared record is no pair
+    assert same_patient_pairs([], DS2) == []
+
+
+def test_same_patient_pairs_agree_with_the_records_own_notes(mirror_mitdb):
+    """The mirror's headers are the database's notes: a record "taken from the same analog tape as
+    record N" carries N's age/sex line. Every such note is a pair of the helper, and no other."""
+    names = (mirror_mitdb / "RECORDS").read_text().split()
+    assert len(names) == 48
+    comments = {n: wfdb.rdheader(str(mirror_mitdb / n)).comments for n in names}
+    noted = set()
+    for name, lines in comments.items():
+        text = " ".join(lines)
+        for other in re.findall(r"same analog tape as record (\d{3})", text):
+            assert comments[other][0] == lines[0], (name, other)                # same age, sex, medication line
+            noted |= {(other, name), (name, other)}
+    assert noted == {("201", "202"), ("202", "201")}
+    assert set(same_patient_pairs(names, names)) == noted
+
+
+@pytest.mark.parametrize("profile", profiles.PROFILE_NAMES)
+def test_ds2_identification_records_share_a_patient_with_pretraining_only_through_202(profile):
+    """Chapter 06 identifies the first ``mitdb_ident_records`` DS2 records with encoders pre-trained on
+    DS1; the page's sentence about unseen patients is built from this pair list."""
+    used = DS2[: profiles.PROFILES[profile]["lead_agnostic_ssl"]["mitdb_ident_records"]]
+    expected = [("201", "202")] if "202" in used else []
+    assert same_patient_pairs(DS1, used) == expected
+    assert profile == "smoke" or expected                                       # 202 is among the first 10
 
 
 def test_inter_patient_beat_counts(db):

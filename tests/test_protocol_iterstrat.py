@@ -7,13 +7,12 @@ absolute deviation of each fold's label counts from an exact tenth, and of each 
 """
 from __future__ import annotations
 
+import iterstrat.ml_stratifiers as iterstrat  # iterative-stratification, in requirements.txt: missing fails
 import numpy as np
 import pytest
 
-iterstrat = pytest.importorskip("iterstrat.ml_stratifiers", reason="pip install iterative-stratification")
-
-from ecgbook import protocol  # noqa: E402
-from ecgbook.data.ptbxl import PTBXL  # noqa: E402
+from ecgbook import protocol
+from ecgbook.data.ptbxl import PTBXL
 
 K = 10
 

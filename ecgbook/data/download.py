@@ -72,7 +72,8 @@ ALLOW_HTTP_ENV = "ECGBOOK_ALLOW_HTTP"
 #: Hidden folder inside the data dir holding the verification caches.
 STATE_DIR = ".ecgbook"
 
-_MIRROR_NOTE = "ecgbook offline mirror (/work/shared/README.md): partial list naming only the files the mirror holds"
+_MIRROR_NOTE = ("ecgbook offline mirror (PhysioNet's files laid out as HOST/PATH, see data/README.md): partial list "
+                "naming only the files the mirror holds")
 #: SHA-256 of each ``SHA256SUMS.txt`` accepted per ``(database, version)``, with what the list is.
 PINNED_CHECKSUM_LISTS: dict[tuple[str, str], dict[str, str]] = {
     ("ptb-xl", "1.0.3"): {
@@ -89,7 +90,7 @@ PINNED_CHECKSUM_LISTS: dict[tuple[str, str], dict[str, str]] = {
     },
 }
 #: SHA-256 of key files, enforced whatever checksum list is in use (a list that disagrees is refused).
-#: Taken from the mirror's files, which /work/shared/README.md states are PhysioNet's own bytes
+#: Taken from the offline mirror's files (PhysioNet's own bytes, laid out as HOST/PATH: data/README.md)
 #: (PTB-XL's ``ptbxl_database.csv`` 7600de9c… as published for 1.0.3); the CinC 2017 archive is
 #: the mirror's repacked one and is pinned only through the mirror's list.
 PINNED_FILES: dict[tuple[str, str], dict[str, str]] = {

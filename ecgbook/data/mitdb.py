@@ -40,7 +40,8 @@ Inter-patient split
 
 Patients
     Records 201 and 202 come from the same male subject (PhysioNet's description of the database);
-    :func:`record_to_patient` maps both to ``"201"`` so patient-wise folds keep them together.
+    :func:`record_to_patient` maps both to ``"201"`` so patient-wise folds keep them together, and
+    :func:`same_patient_pairs` names the records of two sets that share a patient (DS1 and DS2: 201, 202).
 """
 from __future__ import annotations
 
@@ -117,6 +118,20 @@ def record_to_patient(name: str | int) -> str:
     """
     name = str(name)
     return _SAME_PATIENT.get(name, name)
+
+
+def same_patient_pairs(records_a: Iterable[str | int], records_b: Iterable[str | int]) -> list[tuple[str, str]]:
+    """Pairs ``(a, b)`` of *different* records, ``a`` in ``records_a`` and ``b`` in ``records_b``, that come
+    from one patient (:func:`record_to_patient`), sorted; ``[]`` when the two sets share no patient.
+
+    Tells whether a set of records kept out of training is unseen patient-wise too:
+    ``same_patient_pairs(DS1, DS2) == [("201", "202")]`` (records 201 and 202 are one subject;
+    202's header: "taken from the same analog tape as record 201"). A record in both sets is not a
+    pair (that is a shared record, not a shared patient). Names may be ``str`` or ``int``.
+    """
+    a = sorted({str(r) for r in records_a})
+    b = sorted({str(r) for r in records_b})
+    return [(x, y) for x in a for y in b if x != y and record_to_patient(x) == record_to_patient(y)]
 
 
 def _read_names(records_file: Path) -> list[str]:

@@ -5,8 +5,21 @@ Hong, Choi, "Lead-agnostic self-supervised learning for local and global represe
 electrocardiogram", CHIL 2022 (arXiv 2203.06889); official code ``Jwoo5/fairseq-signals`` at
 commit 6b9e137 (``fairseq_signals/models/wav2vec2/wav2vec2.py``, ``models/ecg_transformer.py``,
 ``modules/{conv_feature_extraction,conv_positional_encoding,gumbel_vector_quantizer}.py``). The
-facts are taken from that code; the code here is written anew. ``/work/notes/lassl.md`` lists
-file:line for each.
+facts are taken from that code; the code here is written anew. Where each is, at that commit
+(paths under ``fairseq_signals/``)::
+
+    conv feature encoder   modules/conv_feature_extraction.py:23-78 (GroupNorm first: 52-58, 74)
+    feature penalty        models/wav2vec2/wav2vec2.py:254-262
+    LayerNorm, projection  models/ecg_transformer.py:87-95; models/wav2vec2/wav2vec2.py:264-297
+    span mask, mask_emb    models/transformer.py:133-136, 150-172; data/data_utils.py:18-140
+    conv positional        modules/conv_positional_encoding.py:15-35
+    post-LN Transformer    modules/transformer_encoder.py:17-45, 99-105;
+                           modules/transformer_encoder_layer.py:89-113
+    quantiser              modules/gumbel_vector_quantizer.py:90-93 (temperature), 147-209;
+                           models/wav2vec2/wav2vec2.py:107-118, 348-356
+    distractors            models/wav2vec2/wav2vec2.py:157-213
+    logits                 models/wav2vec2/wav2vec2.py:215-228 (cosine / 0.1: line 27), 383-390
+    diversity, penalty     models/wav2vec2/wav2vec2.py:425-437
 
 Architecture (input ``(batch, 12, samples)`` in mV, absent leads zero-filled)::
 
