@@ -43,6 +43,8 @@ def test_round_trip_pinned_hash_loads_equal_weights(tmp_path, clean_env):
     text = ck.describe(loaded)
     assert text.startswith(f"loaded from multimodal_ssl-dino_time.pt, sha256 {digest[:12]}…, trained by commit ")
     assert "profile tutorial, on cpu for 3 epochs" in text
+    loaded.provenance.update(commit="0123456789abcdef", dirty=True)
+    assert "commit 0123456789ab (with uncommitted changes), profile" in ck.describe(loaded)
     assert ck.describe(None, 7) == "pre-trained here for 7 epochs"
 
 
@@ -122,3 +124,36 @@ def test_architecture_mismatch_is_refused(tmp_path, clean_env):
 def test_file_name_is_a_safe_single_component():
     assert ck.file_name("lead_agnostic_ssl", "W2V+CMSC (PTB-XL only)") == "lead_agnostic_ssl-W2V+CMSC_PTB-XL_only_.pt"
     assert "/" not in ck.file_name("x", "../../etc")
+
+
+def test_training_summary_with_numpy_values_survives_weights_only(tmp_path, clean_env):
+    """The chapters store their run summary (numpy scalars from the fit) and rebuild it on load."""
+    import numpy as np
+    from types import SimpleNamespace
+
+    from ecgbook.multimodal_ssl import PretrainResult
+
+    cfg = wav2vec2_config("smoke")
+    torch.manual_seed(1)
+    enc = Wav2Vec2Encoder(cfg)
+    training = {"fit": {"best_epoch": np.int64(4), "best_score": np.float32(0.75), "device": torch.device("cpu")},
+                "windows_per_s": np.float64(12.5), "wall_time_s": 3.0, "history": [{"epoch": 0, "loss": np.float64(2.0)}]}
+    path = ck.publish(enc, chapter="lead_agnostic_ssl", profile="smoke", method="W2V+CMSC+RLM",
+                      config_dict=cfg.to_dict(), device="cuda:0", epochs=2, training=training, root=tmp_path)
+    loaded = ck.load(path, Wav2Vec2Encoder(cfg), wav2vec2_config("smoke").to_dict())
+    t = loaded.training
+    res = PretrainResult(loaded.encoder, SimpleNamespace(**t["fit"]), t["windows_per_s"], t["wall_time_s"], t["history"])
+    assert (res.fit.best_epoch, res.fit.best_score, res.fit.device) == (4, 0.75, "cpu")
+    assert res.history == [{"epoch": 0, "loss": 2.0}] and res.windows_per_s == 12.5
+    assert loaded.provenance["device"] == "cuda:0" and loaded.provenance["profile"] == "smoke"
+    for k, v in enc.state_dict().items():
+        assert torch.equal(loaded.encoder.state_dict()[k], v), k
+
+
+def test_a_plain_state_dict_is_not_a_published_encoder(tmp_path):
+    from ecgbook.multimodal_ssl import save_encoder
+    from ecgbook.train import CheckpointError
+
+    path = save_encoder(build_encoder("time", "tiny"), tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match="old.pt.*lacks"):
+        ck.load(path, build_encoder("time", "tiny"), ENCODER_SIZES["tiny"]["time"])
