@@ -85,7 +85,8 @@ class Loaded:
 
 def file_name(chapter: str, method: str) -> str:
     """``<chapter>-<method>.pt`` with every character outside ``[A-Za-z0-9._+-]`` replaced by ``_``
-    (``("lead_agnostic_ssl", "W2V+CMSC (PTB-XL only)")`` → ``lead_agnostic_ssl-W2V+CMSC_PTB-XL_only_.pt``)."""
+    (``("lead_agnostic_ssl", "W2V+CMSC (PTB-XL only)")`` →
+    ``lead_agnostic_ssl-W2V+CMSC_PTB-XL_only_.pt``)."""
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", f"{chapter}-{method}") + ".pt"
 
 
@@ -216,7 +217,9 @@ def publish(encoder: nn.Module, *, chapter: str, profile: str, method: str, conf
     """Write ``encoder`` in :data:`FORMAT` to ``<root or out_dir(profile)>/<file_name>`` atomically and
     record its SHA-256 in the folder's ``SHA256SUMS`` (read-modify-write under a file lock, so two
     processes publishing at once keep both lines). ``training``: the run's summary (history,
-    kept epoch…; stored as JSON-like values: numpy scalars become numbers, other objects text). Returns the checkpoint's path."""
+    kept epoch…; stored as JSON-like values: numpy scalars become numbers, other objects text).
+    Returns the checkpoint's path. Raises ``ValueError`` naming an existing ``SHA256SUMS`` that is
+    malformed (nothing written to it) and ``OSError`` for an unwritable folder (no partial file left)."""
     from .results import git_commit
     from .train import save_checkpoint
 
@@ -253,5 +256,6 @@ def describe(loaded: Loaded | None, epochs: int | None = None) -> str:
         return f"pre-trained here for {epochs} epochs"
     p = loaded.provenance
     return (f"loaded from {loaded.name}, sha256 {loaded.sha256[:12]}…, trained by commit "
-            f"{str(p.get('commit', 'unknown'))[:12]}{' (with uncommitted changes)' if p.get('dirty') else ''}, profile {p.get('profile', '?')}, on {p.get('device', '?')}"
+            f"{str(p.get('commit', 'unknown'))[:12]}{' (with uncommitted changes)' if p.get('dirty') else ''}, "
+            f"profile {p.get('profile', '?')}, on {p.get('device', '?')}"
             + (f" for {p['epochs']} epochs" if p.get("epochs") is not None else ""))

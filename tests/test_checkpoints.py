@@ -136,13 +136,16 @@ def test_training_summary_with_numpy_values_survives_weights_only(tmp_path, clea
     cfg = wav2vec2_config("smoke")
     torch.manual_seed(1)
     enc = Wav2Vec2Encoder(cfg)
-    training = {"fit": {"best_epoch": np.int64(4), "best_score": np.float32(0.75), "device": torch.device("cpu")},
-                "windows_per_s": np.float64(12.5), "wall_time_s": 3.0, "history": [{"epoch": 0, "loss": np.float64(2.0)}]}
+    training = {"fit": {"best_epoch": np.int64(4), "best_score": np.float32(0.75),
+                        "device": torch.device("cpu")},
+                "windows_per_s": np.float64(12.5), "wall_time_s": 3.0,
+                "history": [{"epoch": 0, "loss": np.float64(2.0)}]}
     path = ck.publish(enc, chapter="lead_agnostic_ssl", profile="smoke", method="W2V+CMSC+RLM",
                       config_dict=cfg.to_dict(), device="cuda:0", epochs=2, training=training, root=tmp_path)
     loaded = ck.load(path, Wav2Vec2Encoder(cfg), wav2vec2_config("smoke").to_dict())
     t = loaded.training
-    res = PretrainResult(loaded.encoder, SimpleNamespace(**t["fit"]), t["windows_per_s"], t["wall_time_s"], t["history"])
+    res = PretrainResult(loaded.encoder, SimpleNamespace(**t["fit"]), t["windows_per_s"], t["wall_time_s"],
+                         t["history"])
     assert (res.fit.best_epoch, res.fit.best_score, res.fit.device) == (4, 0.75, "cpu")
     assert res.history == [{"epoch": 0, "loss": 2.0}] and res.windows_per_s == 12.5
     assert loaded.provenance["device"] == "cuda:0" and loaded.provenance["profile"] == "smoke"
