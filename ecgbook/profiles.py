@@ -9,7 +9,8 @@
     training budget. Its numbers are real but small-budget: they show the method's behaviour,
     not the paper's figures.
 ``tutorial`` (default)
-    All the data of the offline mirror (e.g. 1,987 PTB-XL records), real numbers, minutes on a GPU.
+    A fixed, named record set (:data:`TUTORIAL_SUBSETS`): the offline mirror's data (PTB-XL ecg_id
+    1–1999, 1,987 records), the same on a machine with the full datasets; real numbers, minutes on a GPU.
 ``paper``
     The papers' full protocols on the full datasets, for users who have downloaded them.
 
@@ -37,14 +38,25 @@ CLASSROOM_SUBSETS = {
     "CinC 2017": "records A00001–A01000",
 }
 
+#: The tutorial profile's PTB-XL records: the first 1,987 rows of PTB-XL 1.0.3's
+#: ``ptbxl_database.csv``, i.e. every ecg_id 1–1999 that 1.0.3 keeps (the offline mirror holds
+#: exactly these). A number, not "all present", so a machine with the full dataset runs the same set.
+TUTORIAL_PTBXL_RECORDS = 1987
+TUTORIAL_SUBSETS = {
+    "PTB-XL": f"ecg_id 1–1999 (the {TUTORIAL_PTBXL_RECORDS:,} records of them that PTB-XL 1.0.3 keeps), 100 Hz",
+    "MIT-BIH": "all 48 records",
+    "CinC 2017": "all 8,528 training records",
+}
+
 DESCRIPTIONS = {
     "smoke": "CI plumbing check on CPU with tiny data and 1-2 epochs: the numbers on this page mean nothing.",
     "classroom": ("a fixed subset of the mirror (" + "; ".join(f"{k}: {v}" for k, v in CLASSROOM_SUBSETS.items())
                   + ") and a small training budget, so that the chapter runs in about ten minutes on a "
                   "2-core laptop CPU. The numbers are real, but small-budget: they show how the method "
                   "behaves, not what the paper reports."),
-    "tutorial": "All records of the offline mirror; real numbers from a short training budget.",
-    "paper": "The paper's full protocol on the full datasets.",
+    "tutorial": ("a fixed record set, the offline mirror's (" + "; ".join(f"{k}: {v}" for k, v in TUTORIAL_SUBSETS.items())
+                 + "), the same on a machine with the full datasets; real numbers from a short training budget."),
+    "paper": "The paper's full protocol on the full datasets (all 21,799 PTB-XL records).",
 }
 
 PROFILES: dict[str, dict[str, dict]] = {
@@ -105,7 +117,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                               "arcface_recordings": 1000},
     },
     "tutorial": {
-        "multimodal_ssl": {"max_records": None, "tasks": ["superdiagnostic", "rhythm"], "encoder_size": "small",
+        "multimodal_ssl": {"max_records": TUTORIAL_PTBXL_RECORDS, "tasks": ["superdiagnostic", "rhythm"], "encoder_size": "small",
                            "out_dim": 4096, "n_local": 4, "local_samples": 100, "pretrain_epochs": 10,
                            "pretrain_batch": 64, "pretrain_lr": 1e-3, "momentum": 0.98, "simclr": True,
                            "ft_epochs": 8, "ft_batch": 64, "ft_lr": 1e-3, "fractions": [0.01, 0.1, 1.0],
@@ -113,10 +125,10 @@ PROFILES: dict[str, dict[str, dict]] = {
                            "table_methods": ["dino_time", "random_time", "dino_concat", "dino_spec", "simclr_time",
                                              "baseline"],
                            "n_boot": 1000, "challenge_root": None},
-        "primer": {"max_records": None, "mitdb_records": 48},
+        "primer": {"max_records": TUTORIAL_PTBXL_RECORDS, "mitdb_records": 48},
         # 3 seeds x 2 tasks x 20 epochs: about 20 min on an idle 2-core CPU (measured ~10 s per
         # epoch incl. validation); "all" and the other tasks run in the paper profile.
-        "baseline": {"max_records": None, "tasks": ["superdiagnostic", "rhythm"], "epochs": 20,
+        "baseline": {"max_records": TUTORIAL_PTBXL_RECORDS, "tasks": ["superdiagnostic", "rhythm"], "epochs": 20,
                      "batch_size": 64, "lr": 1e-2, "patience": 8, "n_boot": 1000, "seeds": [0, 1, 2]},
         "transfer": {"cinc_records": None, "mitdb_per_class": 2000,
                      "backbones": ["densenet121", "efficientnet_lite0"], "weights": ["imagenet", "random"],
@@ -124,11 +136,11 @@ PROFILES: dict[str, dict[str, dict]] = {
                      "seed": 0},
         # MRM-Net: 3 seeds x (2 tasks + 2 variants) x 15 epochs, about 25 min on an idle 2-core
         # CPU (~8 s per epoch incl. validation); the baseline's runs come from the baseline chapter.
-        "mrmnet": {"max_records": None, "tasks": ["superdiagnostic", "rhythm"],
+        "mrmnet": {"max_records": TUTORIAL_PTBXL_RECORDS, "tasks": ["superdiagnostic", "rhythm"],
                    "variants": ["released", "no_mutual"], "variant_task": "superdiagnostic",
                    "epochs": 15, "batch_size": 64, "lr": 1e-3, "patience": 6, "n_boot": 1000,
                    "seeds": [0, 1, 2], "cpsc_root": None},
-        "lead_agnostic_ssl": {"ptbxl_records": None, "cinc_records": 300, "cinc_pairs_per_record": 1,
+        "lead_agnostic_ssl": {"ptbxl_records": TUTORIAL_PTBXL_RECORDS, "cinc_records": 300, "cinc_pairs_per_record": 1,
                               "mitdb_pairs_per_record": 8, "size": "tutorial", "methods": ["W2V", "CMSC", "W2V+CMSC+RLM"],
                               "ptbxl_only_methods": ["W2V+CMSC+RLM"], "pretrain_epochs": 3, "pretrain_batch_size": 32,
                               "pretrain_lr": 1e-3, "subsets": [12, 6, 3, 2, 1], "label_fractions": [0.01, 0.1, 1.0],

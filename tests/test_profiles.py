@@ -152,3 +152,33 @@ def test_banners():
     assert profiles.banner("tutorial").startswith(":::{note}")
     with pytest.raises(ValueError):
         profiles.banner("fast")
+
+
+def test_tutorial_ptbxl_is_a_fixed_record_set_not_all_present(mirror):
+    """Tutorial = PTB-XL ecg_id 1–1999 (1,987 records) whatever the source holds (issue 22).
+
+    Before, tutorial passed ``max_records=None`` (all records present): 1,987 on the mirror but
+    21,799 on a machine with the full dataset. The selection is the first N metadata rows, so the
+    fixed number selects the same ids from the (pinned, 21,799-row) 1.0.3 metadata everywhere.
+    """
+    import warnings
+
+    import pandas as pd
+
+    from ecgbook.data.ptbxl import PTBXL
+
+    root = mirror / "physionet.org" / "files" / "ptb-xl" / "1.0.3"
+    ids = pd.read_csv(root / "ptbxl_database.csv", usecols=["ecg_id"])["ecg_id"].to_numpy()
+    assert len(ids) == 21799  # the full metadata: what a machine with internet would list
+    expected = ids[ids <= 1999]
+    assert len(expected) == profiles.TUTORIAL_PTBXL_RECORDS == 1987
+    for chapter, key in [("primer", "max_records"), ("baseline", "max_records"), ("multimodal_ssl", "max_records"),
+                         ("mrmnet", "max_records"), ("lead_agnostic_ssl", "ptbxl_records")]:
+        assert profiles.resolve(chapter, "tutorial")[key] == profiles.TUTORIAL_PTBXL_RECORDS, chapter
+        assert profiles.PROFILES["paper"][chapter][key] is None, chapter  # paper: the full data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        db = PTBXL(root, download=False, max_records=profiles.resolve("baseline", "tutorial")["max_records"])
+    # the committed tutorial results used exactly these records (all present on the mirror)
+    assert db.requested == 1987 and list(db.available) == list(expected) and len(db.unverified) == 0
+    assert "ecg_id 1–1999" in profiles.DESCRIPTIONS["tutorial"]
