@@ -8,6 +8,8 @@ VENV    ?= .venv
 PROFILE ?= tutorial
 # JOBS=N: chapters executed at once (each in its own process; logs in _build/stage/<profile>/logs/)
 JOBS    ?= 1
+# EDITION=student: the book (make book) and the lab notebooks (make lab) without the exercises' solutions
+EDITION ?= teacher
 # Offline: use the PhysioNet mirror beside the checkout when there is one (see data/README.md).
 ECGBOOK_MIRROR ?= $(abspath $(wildcard ../shared/mirror))
 export ECGBOOK_MIRROR
@@ -17,7 +19,7 @@ PY := $(VENV)/bin/python
 .PHONY: book test setup data run pytest smoke lab clean
 
 book: setup
-	$(PY) -m ecgbook build --profile $(PROFILE) --jobs $(JOBS)
+	$(PY) -m ecgbook build --profile $(PROFILE) --jobs $(JOBS) --edition $(EDITION)
 
 test: setup pytest smoke
 
@@ -42,10 +44,16 @@ pytest: setup
 	$(PY) -m pytest -q
 
 lab: setup
+ifeq ($(EDITION),student)
+	$(PY) -c "from ecgbook import edition; print(edition.student_chapters())"
+	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter $(VENV)/bin/jupyter lab _build/student/chapters/
+else
 	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter $(VENV)/bin/jupyter lab chapters/
+endif
 
 smoke: setup
 	$(PY) -m ecgbook build --profile smoke
+	$(PY) -m ecgbook build --profile smoke --no-run --edition student
 
 clean:
 	rm -rf _build

@@ -16,6 +16,7 @@ import argparse
 import sys
 
 from . import book
+from .edition import EDITIONS
 from .profiles import PROFILE_NAMES
 
 
@@ -44,10 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="run/build: execute up to N chapters at once, each in its own process "
                              "(logs in _build/stage/<profile>/logs/)")
+    parser.add_argument("--edition", default="teacher", choices=EDITIONS,
+                        help="build: 'student' leaves out the exercises' solutions (HTML in .../student/html)")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     given = {a.split("=")[0] for a in argv if a.startswith("--")}
-    unused = {"data": {"--profile", "--chapters", "--no-run", "--jobs"}, "run": {"--no-run"},
+    unused = {"data": {"--profile", "--chapters", "--no-run", "--jobs", "--edition"}, "run": {"--no-run", "--edition"},
               "build": {"--chapters", "--jobs"} if args.no_run else set()}[args.command] & given
     if unused:
         why = "with --no-run nothing is executed" if args.command == "build" else \
@@ -66,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         stage = book.execute(args.profile, args.chapters, jobs=args.jobs) if not args.no_run else \
             book.config.project_root() / "_build" / "stage" / args.profile
         if args.command == "build":
-            index = book.build_html(stage, book.output_dir(args.profile),
-                                    allow_unexecuted=bool(args.chapters))
-            print(f"[ecgbook] book ({args.profile}) at {index}")
+            index = book.build_html(stage, book.output_dir(args.profile, edition=args.edition),
+                                    allow_unexecuted=bool(args.chapters), edition=args.edition)
+            print(f"[ecgbook] book ({args.profile}, {args.edition} edition) at {index}")
     except (RuntimeError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -406,8 +406,12 @@ def _stage_unexecuted(src: Path, out: Path) -> None:
     nbformat.write(nb, out)
 
 
-def build_html(stage: Path, dest: Path, allow_unexecuted: bool = False) -> Path:
+def build_html(stage: Path, dest: Path, allow_unexecuted: bool = False, edition: str = "teacher") -> Path:
     """Build the staged book with Jupyter Book (``-W -n --keep-going``) and copy the HTML to ``dest``.
+
+    ``edition="student"`` builds a copy of the stage without the exercises' solutions
+    (:func:`ecgbook.edition.student_copy`, in ``<stage>.student``) and checks that the HTML holds
+    none (``RuntimeError`` naming the pages otherwise).
 
     Raises ``RuntimeError`` naming each chapter that has not been executed into ``stage`` by a
     finished run of the profile ``stage.name`` (no ``ecgbook_run: {status: ok}`` mark, a failed or
@@ -442,6 +446,15 @@ def build_html(stage: Path, dest: Path, allow_unexecuted: bool = False) -> Path:
                            "execute them, or build with --chapters for a partial book")
     for p in placeholders:
         print(f"[ecgbook] note: {p} is shown without outputs (partial build)", flush=True)
+    from . import edition as editions
+
+    if edition not in editions.EDITIONS:
+        raise ValueError(f"edition must be one of {editions.EDITIONS}, got {edition!r}")
+    if edition == "student":
+        stage = stage.parent / f"{stage.name}.student"
+        removed = editions.student_copy(stage.parent / stage.name.removesuffix(".student"), stage)
+        print(f"[ecgbook] student edition: {sum(removed.values())} solutions removed from "
+              f"{len(removed)} files, in {stage}", flush=True)
     executable = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(executable) if executable.exists() else "jupyter-book", "build", str(stage), "--path-output", str(stage),
            "-W", "-n", "--keep-going", "--all"]  # --all: every page re-read, so no warning hides
@@ -457,6 +470,10 @@ def build_html(stage: Path, dest: Path, allow_unexecuted: bool = False) -> Path:
     if leaks and os.environ.get("ECGBOOK_STRICT_OUTPUTS", "0") not in ("0", ""):
         raise RuntimeError(f"{len(leaks)} cell outputs show machine paths, downloads or warnings "
                            "(ECGBOOK_STRICT_OUTPUTS is set)")
+    if edition == "student":
+        left = editions.solutions_left(stage / "_build" / "html")
+        if left:
+            raise RuntimeError(f"the student edition still shows solutions in: {left}")
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(stage / "_build" / "html", dest)
@@ -544,11 +561,14 @@ def check_html(html_dir: Path) -> list[str]:
     return problems
 
 
-def output_dir(profile: str, root: Path | None = None) -> Path:
+def output_dir(profile: str, root: Path | None = None, edition: str = "teacher") -> Path:
     """Where a profile's HTML goes: ``_build/html`` for tutorial (the default), else
-    ``_build/<profile>/html`` (e.g. ``_build/smoke/html``, ``_build/classroom/html``)."""
+    ``_build/<profile>/html`` (e.g. ``_build/smoke/html``, ``_build/classroom/html``); the
+    student edition in ``student/html`` instead of ``html`` (``_build/student/html``,
+    ``_build/classroom/student/html``)."""
     root = root or config.project_root()
-    return root / "_build" / ("html" if profile == "tutorial" else f"{profile}/html")
+    leaf = "student/html" if edition == "student" else "html"
+    return root / "_build" / (leaf if profile == "tutorial" else f"{profile}/{leaf}")
 
 
 #: Longest code line a reader sees without scrolling in the book's text column.

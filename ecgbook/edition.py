@@ -133,3 +133,21 @@ def solutions_left(folder: Path) -> list[str]:
         if "{solution}" in text or _RENDERED.search(text):
             hits.append(str(path.relative_to(folder)))
     return hits
+
+
+def student_chapters(root: Path | None = None) -> Path:
+    """Write the chapters without solutions to ``<root>/_build/student/chapters`` (for
+    ``make lab EDITION=student``) and return that folder; the notebooks open there as in
+    ``chapters/`` (the package, data and results are found through :mod:`ecgbook.config`)."""
+    from . import config
+
+    root = Path(root or config.project_root())
+    return _chapters_copy(root / "chapters", root / "_build" / "student" / "chapters")
+
+
+def _chapters_copy(source: Path, dest: Path) -> Path:
+    student_copy(source, dest)
+    left = solutions_left(dest)
+    if left:
+        raise RuntimeError(f"solutions left in the student chapters: {left}")
+    return dest

@@ -69,3 +69,26 @@ def test_solutions_left_finds_a_rendered_solution(tmp_path):
     (tmp_path / "page.html").write_text('<div class="solution dropdown admonition" id="s1">answer</div>')
     (tmp_path / "ok.html").write_text('<div class="exercise admonition">question</div>')
     assert edition.solutions_left(tmp_path) == ["page.html"]
+
+
+def test_student_chapters_for_the_lab(tmp_path):
+    (tmp_path / "chapters").mkdir()
+    src = ROOT / "chapters" / "02_baseline_ptbxl.md"
+    (tmp_path / "chapters" / src.name).write_text(src.read_text(encoding="utf-8"), encoding="utf-8")
+    out = edition.student_chapters(tmp_path)
+    assert out == tmp_path / "_build" / "student" / "chapters"
+    text = (out / src.name).read_text(encoding="utf-8")
+    assert "{solution}" not in text and text.startswith("---\njupytext:")  # still a Jupytext notebook
+
+
+def test_build_refuses_an_unknown_edition_and_student_output_folders():
+    from ecgbook import book
+    from ecgbook.__main__ import main
+
+    for argv in (["build", "--edition", "pupil"], ["data", "--edition", "student"], ["run", "--edition", "student"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+    assert book.output_dir("tutorial", ROOT, "student") == ROOT / "_build" / "student" / "html"
+    assert book.output_dir("classroom", ROOT, "student") == ROOT / "_build" / "classroom" / "student" / "html"
+    assert book.output_dir("classroom", ROOT) == ROOT / "_build" / "classroom" / "html"
