@@ -219,11 +219,7 @@ def write_results(chapter: str, profile: str, *, metrics: list[dict], params: di
 
     path = (root or config.results_dir()) / profile / f"{chapter}.json"
     doc = check_results(_clean(doc), path, chapter, profile)
-    try:
-        write_atomic(path, (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode("utf-8"))
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot write results file {path}: {exc.strerror or exc}; the previous "
-                                 "file (if any) is unchanged") from exc
+    write_atomic(path, (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode("utf-8"))
     return path
 
 

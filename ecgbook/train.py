@@ -676,11 +676,7 @@ def save_checkpoint(obj: dict, path: str | Path) -> Path:
     """
     from .data.download import write_atomic
 
-    try:
-        return write_atomic(path, lambda fh: torch.save(obj, fh), suffix=".tmp")
-    except OSError as e:  # e.g. ENOSPC: the temporary file is removed, the old checkpoint kept
-        raise OSError(e.errno, f"{path}: could not write the checkpoint ({e.strerror or e}); the previous "
-                               f"file, if any, is kept") from e
+    return write_atomic(path, lambda fh: torch.save(obj, fh), suffix=".tmp")
 
 
 def load_checkpoint(path: str | Path, *, map_location=None, keys: tuple[str, ...] = ()) -> dict:
@@ -909,7 +905,7 @@ def _fit(model, train_set, task, cfg, device, ckpt_dir, better, on_epoch_end) ->
                          best_score=-math.inf if task.mode == "max" else math.inf,
                          history_labels=dict(task.labels), device_data=device_data)
     start_epoch, stale = 0, 0
-    settings = _run_settings(cfg, task, train_set)
+    settings = _run_settings(cfg, task, train_set) if ckpt_dir else None  # only a checkpoint stores them
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if ckpt_dir and cfg.resume and (ckpt_dir / "last.pt").exists():
         last = ckpt_dir / "last.pt"

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -431,8 +432,9 @@ def _read_source(url: str) -> bytes:
         raise DownloadError(f"{url}: interrupted while reading ({exc})") from exc
 
 
+@functools.lru_cache(maxsize=1)
 def _umask() -> int:
-    """The process's umask (read from /proc where possible, else set and restored)."""
+    """The process's umask (read from /proc where possible, else set and restored); read once."""
     with contextlib.suppress(OSError, ValueError):
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("Umask:"):
@@ -449,7 +451,8 @@ def write_atomic(path: str | Path, content, *, suffix: str = ".part") -> Path:
 
     ``content`` is ``bytes``, or a callable ``write(fh)`` that writes to the binary file handle
     (e.g. ``lambda fh: torch.save(obj, fh)``). On any error the temporary file is removed and the
-    error re-raised; ``path`` is untouched. The file gets the permissions of an ordinary new file
+    error re-raised (an ``OSError``, e.g. ``ENOSPC``, as an ``OSError`` of the same ``errno`` whose
+    message names ``path``); ``path`` is untouched. The file gets the permissions of an ordinary new file
     (``0666`` less the umask), not ``mkstemp``'s ``0600``, so that other users can read a shared
     data folder. Returns ``path``. Used for downloads, caches, manifests
     and checkpoints (:func:`ecgbook.train.save_checkpoint`).
@@ -467,9 +470,12 @@ def write_atomic(path: str | Path, content, *, suffix: str = ".part") -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None:  # name the file, keep the errno (and subclass)
+            raise OSError(exc.errno, f"{path}: could not write ({exc.strerror or exc}); the previous file, "
+                                     "if any, is unchanged") from exc
         raise
     with contextlib.suppress(OSError):  # make the rename durable (not every file system allows it)
         dir_fd = os.open(path.parent, os.O_RDONLY)
