@@ -252,10 +252,13 @@ def describe(loaded: Loaded | None, epochs: int | None = None) -> str:
     """The page's sentence on where an encoder came from: ``"pre-trained here for N epochs"`` or
     ``"loaded from <name>, sha256 <first 12>…, trained by commit <c>, profile <p>, on <device> for N epochs"``
     (``(with uncommitted changes)`` after the commit when the training checkout was dirty)."""
+    def n_epochs(n) -> str:
+        return f"{n} epoch" + ("" if n == 1 else "s")
+
     if loaded is None:
-        return f"pre-trained here for {epochs} epochs"
+        return f"pre-trained here for {n_epochs(epochs)}"
     p = loaded.provenance
     return (f"loaded from {loaded.name}, sha256 {loaded.sha256[:12]}…, trained by commit "
             f"{str(p.get('commit', 'unknown'))[:12]}{' (with uncommitted changes)' if p.get('dirty') else ''}, "
             f"profile {p.get('profile', '?')}, on {p.get('device', '?')}"
-            + (f" for {p['epochs']} epochs" if p.get("epochs") is not None else ""))
+            + (f" for {n_epochs(p['epochs'])}" if p.get("epochs") is not None else ""))

@@ -46,6 +46,7 @@ def test_round_trip_pinned_hash_loads_equal_weights(tmp_path, clean_env):
     loaded.provenance.update(commit="0123456789abcdef", dirty=True)
     assert "commit 0123456789ab (with uncommitted changes), profile" in ck.describe(loaded)
     assert ck.describe(None, 7) == "pre-trained here for 7 epochs"
+    assert ck.describe(None, 1) == "pre-trained here for 1 epoch"
 
 
 def test_no_hash_or_no_variable_means_pretrain(tmp_path, clean_env):
