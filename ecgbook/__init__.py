@@ -1,9 +1,24 @@
 """ecgbook: the package behind the ecgbook Jupyter Book.
 
-Layers, each importing only the ones before it:
+Layers, lowest first; each module imports only its own layer and the ones before it (checked by
+``tests/test_layers.py``):
 
-``ecgbook.config`` → ``ecgbook.data`` (download, readers, cache) → ``ecgbook.signal`` (filters,
-resampling, spectrograms) → ``ecgbook.models`` → ``ecgbook.train`` → ``ecgbook.metrics`` →
-``ecgbook.plot``; ``ecgbook.results`` and ``ecgbook.profiles`` hold run bookkeeping.
+1. ``files and config``: :mod:`~ecgbook.config` (where things live), :mod:`~ecgbook.files`
+   (checksums, locks, atomic writes), :mod:`~ecgbook.device`, :mod:`~ecgbook.results` (results
+   files), :mod:`~ecgbook.health` (run-health checks on training histories).
+2. ``signal``: filters, resampling, spectrograms (pure NumPy/SciPy/torch functions).
+3. ``data``: download and verification, record readers, caches, the datasets' splits (readers
+   resample and filter with :mod:`~ecgbook.signal`).
+4. ``models``: the networks, in plain torch.
+5. ``train``: :mod:`~ecgbook.batches`, :mod:`~ecgbook.train` (the one training loop),
+   :mod:`~ecgbook.distributed`, :mod:`~ecgbook.augment`, :mod:`~ecgbook.checkpoints`.
+6. ``evaluation``: :mod:`~ecgbook.metrics`, :mod:`~ecgbook.evaluation` (folds, cross-validation),
+   :mod:`~ecgbook.protocol` (the PTB-XL protocol and the multi-seed comparisons).
+7. ``plot``.
+8. ``methods shared by techniques``: :mod:`~ecgbook.ssl` (DINO, SimCLR).
+9. ``techniques``, one per chapter, named after it: :mod:`~ecgbook.transfer`,
+   :mod:`~ecgbook.multimodal_ssl`, :mod:`~ecgbook.lead_agnostic_ssl` (no technique imports another).
+10. ``book``: :mod:`~ecgbook.profiles`, :mod:`~ecgbook.pages`, :mod:`~ecgbook.edition`,
+    :mod:`~ecgbook.exercises`, :mod:`~ecgbook.book` (the runner).
 """
 __version__ = "0.1.0"

@@ -297,7 +297,7 @@ def execute(profile: str, chapters: list[str] | None = None, root: Path | None =
     """
     from filelock import Timeout
 
-    from .data.download import file_lock
+    from .files import file_lock
 
     root = root or config.project_root()
     selected = select_chapters(chapters, root)

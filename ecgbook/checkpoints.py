@@ -45,8 +45,8 @@ import torch
 from torch import nn
 
 from . import config
-from .data.download import (ChecksumError, MissingFileError, file_lock, fetch, parse_sha256sums, sha256sum,
-                            write_atomic)
+from .data.download import ChecksumError, MissingFileError, fetch, parse_sha256sums
+from .files import file_lock, sha256sum, write_atomic
 
 FORMAT = "ecgbook.encoder/1"
 ENV = "ECGBOOK_CHECKPOINTS"

@@ -29,6 +29,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from .device import pick_device
+
 
 def is_initialized() -> bool:
     """Whether a process group is active."""
@@ -89,7 +91,7 @@ def init(backend: str | None = None) -> torch.device:
     """
     world, _, local = environment()
     if world <= 1:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return pick_device()
     cuda = torch.cuda.is_available()
     if not is_initialized():
         dist.init_process_group(backend or ("nccl" if cuda else "gloo"))

@@ -64,6 +64,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import config, distributed as dist
+from .device import pick_device
 from .data.records import STANDARD_LEADS
 from .models.wav2vec2 import Wav2Vec2Config, Wav2Vec2Encoder, Wav2Vec2Pretrainer, W2VClassifier, perplexity
 from .train import Task
@@ -562,7 +563,7 @@ def pretrain(model: Wav2Vec2Pretrainer, corpus: Corpus, obj: Objective, cfg: Pre
     """
     from torch.utils.data import DataLoader, TensorDataset
     from .models.wav2vec2 import save_pretrained
-    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(device)
     torch.manual_seed(cfg.seed)
     net = dist.wrap(model, device, find_unused_parameters=not obj.w2v)
     ids = torch.as_tensor(corpus.ids(obj.cmsc_ids))
@@ -633,7 +634,7 @@ def pretraining_throughput(size: str = "tutorial", batch_size: int = 16, steps: 
     ``batch_size`` random 10-s pairs, and returns segments (5 s) per second.
     """
     from .models.wav2vec2 import wav2vec2_config
-    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = pick_device(device)
     torch.manual_seed(0)
     model = Wav2Vec2Pretrainer(wav2vec2_config(size)).to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -1375,9 +1376,8 @@ def main(argv=None) -> int:
         model = Wav2Vec2Pretrainer(wav2vec2_config(P["size"]))
         cfg = PretrainConfig(epochs=P["pretrain_epochs"], batch_size=P["pretrain_batch_size"],
                              lr=P["pretrain_lr"], grad_accum=args.grad_accum, seed=P["seed"],
-                             warmup=0.0 if args.profile == "paper" else 0.1,
-                             schedule="fixed" if args.profile == "paper" else "cosine",
-                             anneal_to_end=args.profile != "paper")
+                             warmup=P["pretrain_warmup"], schedule=P["pretrain_schedule"],
+                             anneal_to_end=P["anneal_to_end"])
         res = pretrain(model, corpus, objective(args.method), cfg, device=device, checkpoint=args.out)
         if dist.is_main():
             print(pd.DataFrame(res["history"]).round(4).to_string(index=False))

@@ -39,8 +39,7 @@ import pandas as pd
 from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix, f1_score,
                              hamming_loss, jaccard_score, precision_recall_curve, roc_auc_score, roc_curve)
 
-#: SNOMED CT code of sinus rhythm, the "normal" class of the Challenges 2020/2021.
-NORMAL_CLASS = "426783006"
+from .data.challenge import NORMAL_CLASS  # noqa: F401  (SNOMED CT sinus rhythm; public here too)
 
 
 # --------------------------------------------------------------------------- input checks

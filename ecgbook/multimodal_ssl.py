@@ -740,12 +740,11 @@ def challenge2020_protocol(root: str | Path | None = None, *, data=None,
 def challenge2020_settings(P: dict) -> dict:
     """Keyword arguments of :func:`challenge2020_protocol` from the chapter's resolved parameters
     ``P`` (:func:`ecgbook.profiles.resolve`): the encoders, DINO, fine-tuning and seeds of the
-    profile, the methods of ``curve_methods`` (plus ``simclr_time`` only when ``simclr``)."""
-    from .profiles import resolve
-
+    profile, the methods of ``curve_methods`` (plus ``simclr_time`` only when ``simclr``), and
+    ``baseline_lr`` for ``resnet1d_wang``."""
     methods = [m for m in P["curve_methods"] if P["simclr"] or not m.startswith("simclr")]
     return {"methods": methods, "encoder_size": P["encoder_size"], "out_dim": P["out_dim"], "n_local": P["n_local"],
             "local_samples": P["local_samples"], "momentum": P["momentum"],
             "pretrain_epochs": P["pretrain_epochs"], "pretrain_batch": P["pretrain_batch"],
             "pretrain_lr": P["pretrain_lr"], "ft_epochs": P["ft_epochs"], "ft_batch": P["ft_batch"],
-            "ft_lr": P["ft_lr"], "baseline_lr": resolve("baseline", P["profile"])["lr"], "seeds": list(P["seeds"])}
+            "ft_lr": P["ft_lr"], "baseline_lr": P["baseline_lr"], "seeds": list(P["seeds"])}

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROFILE_NAMES = ("smoke", "classroom", "tutorial", "paper")
+#: Learning-rate schedules of the lead-agnostic pre-training (:class:`ecgbook.lead_agnostic_ssl.PretrainConfig`).
+PRETRAIN_SCHEDULES = ("fixed", "cosine")
 
 #: The classroom profile's data, by name: fixed subsets of the offline mirror (see
 #: ``data/README.md``: PhysioNet's files laid out as HOST/PATH), the same on every machine.
@@ -193,6 +195,19 @@ PROFILES: dict[str, dict[str, dict]] = {
     },
 }
 
+# The SSL chapters train the supervised resnet1d_wang baseline with the baseline chapter's learning
+# rate: a parameter of their own (``baseline_lr``), whose value in each profile is that one.
+for _chapters in PROFILES.values():
+    for _ssl in ("multimodal_ssl", "lead_agnostic_ssl"):
+        _chapters[_ssl]["baseline_lr"] = _chapters["baseline"]["lr"]
+# The lead-agnostic pre-training schedule: the paper's (fairseq-signals: constant lr, no warm-up,
+# Gumbel temperature annealed over its fixed number of updates) in ``paper``; elsewhere a short
+# budget, so a warm-up over 10 % of the updates, cosine decay, and the temperature annealed to the end.
+for _name, _chapters in PROFILES.items():
+    _chapters["lead_agnostic_ssl"].update(
+        {"pretrain_schedule": "fixed", "pretrain_warmup": 0.0, "anneal_to_end": False} if _name == "paper" else
+        {"pretrain_schedule": "cosine", "pretrain_warmup": 0.1, "anneal_to_end": True})
+
 #: Method names of the multimodal chapter: ``baseline`` (``resnet1d_wang``), or ``<init>_<kind>`` with
 #: the classifier kinds of :func:`ecgbook.multimodal_ssl.build_classifier`, initialised at random, from
 #: DINO (time and spectrogram encoders) or from SimCLR (the chapter pre-trains its time encoder only).
@@ -286,7 +301,8 @@ def specs(chapter: str) -> dict[str, Param]:
                 "momentum": Param("float", low=0, high=1, high_open=True), "simclr": Param("bool"),
                 "ft_epochs": _count(), "ft_batch": _count(), "ft_lr": _rate(), "fractions": _FRACTIONS,
                 "seeds": _SEEDS, "curve_methods": _names(MULTIMODAL_METHODS),
-                "table_methods": _names(MULTIMODAL_METHODS), "n_boot": _count(), "challenge_root": _PATH}
+                "table_methods": _names(MULTIMODAL_METHODS), "n_boot": _count(), "challenge_root": _PATH,
+                "baseline_lr": _rate()}
     if chapter == "primer":
         return {"max_records": _count(none=True), "mitdb_records": _count(high=_MITDB_RECORDS)}
     if chapter == "baseline":
@@ -317,7 +333,9 @@ def specs(chapter: str) -> dict[str, Param]:
                 "baseline_subsets": subsets, "baseline_epochs": _count(), "ident_subsets": subsets,
                 "mitdb_ident_records": _count(high=len(DS2)), "leak_finetune_epochs": _count(low=0),
                 "batch_size": _count(), "n_boot": _count(), "seed": _count(low=0), "challenge2021_root": _PATH,
-                "arcface_epochs": _count(), "arcface_lr": _rate(), "arcface_recordings": _count(none=True)}
+                "arcface_epochs": _count(), "arcface_lr": _rate(), "arcface_recordings": _count(none=True),
+                "baseline_lr": _rate(), "pretrain_schedule": Param("str", choices=PRETRAIN_SCHEDULES),
+                "pretrain_warmup": Param("float", low=0, high=1, high_open=True), "anneal_to_end": Param("bool")}
     raise ValueError(f"no parameter table for chapter {chapter!r}; known: {chapters()}")
 
 

@@ -96,48 +96,6 @@ def prepare(task: PTBXLTask) -> Prepared:
                           record_ids=task.ecg_id)
 
 
-def multilabel_folds(Y: np.ndarray, k: int = 10, seed: int = 0) -> np.ndarray:
-    """Assign records to ``k`` folds by iterative stratification of multi-label data.
-
-    Sechidis, Tsoumakas, Vlahavas, "On the stratification of multi-label data", ECML PKDD 2011
-    (Algorithm 1), the method behind PTB-XL's ``strat_fold``: repeatedly take the label with the
-    fewest remaining records and deal its records to the folds that most lack it (ties: the fold
-    that most lacks records, then at random). Records without labels are dealt last by size.
-
-    ``Y``: ``(records, classes)`` 0/1. Returns ``(records,)`` fold numbers 1..k. Raises
-    ``ValueError`` when there are fewer records than folds.
-    """
-    Y = np.asarray(Y).astype(bool)
-    n = len(Y)
-    if n < k:
-        raise ValueError(f"multilabel_folds: {n} records cannot fill {k} folds")
-    rng = np.random.default_rng(seed)
-    want_records = np.full(k, n / k)
-    want_labels = np.outer(np.full(k, 1 / k), Y.sum(0)).astype(float)
-    fold = np.zeros(n, dtype=int)
-    left = np.ones(n, dtype=bool)
-    while left.any():
-        counts = Y[left].sum(0)
-        if counts.sum() == 0:
-            break
-        label = int(np.argmin(np.where(counts > 0, counts, np.iinfo(np.int64).max)))
-        for i in rng.permutation(np.flatnonzero(left & Y[:, label])):
-            need = want_labels[:, label]
-            best = np.flatnonzero(need == need.max())
-            if len(best) > 1:
-                best = best[want_records[best] == want_records[best].max()]
-            f = int(rng.choice(best))
-            fold[i] = f + 1
-            left[i] = False
-            want_labels[f] -= Y[i]
-            want_records[f] -= 1
-    for i in rng.permutation(np.flatnonzero(left)):
-        f = int(rng.choice(np.flatnonzero(want_records == want_records.max())))
-        fold[i] = f + 1
-        want_records[f] -= 1
-    return fold
-
-
 def random_crop(length: int) -> Callable:
     """Transform for :class:`~ecgbook.train.ArrayDataset`: a random crop of ``length`` samples."""
     return lambda x, rng: crop(x, length, start="random", rng=rng)

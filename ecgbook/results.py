@@ -198,7 +198,7 @@ def write_results(chapter: str, profile: str, *, metrics: list[dict], params: di
         ``wall_time_s``). Nothing is written then.
     OSError
         Writing failed (e.g. ``ENOSPC``, disk full): the message names the file, the previous
-        file is kept unchanged and no temporary file is left (:func:`ecgbook.data.download.write_atomic`).
+        file is kept unchanged and no temporary file is left (:func:`ecgbook.files.write_atomic`).
     """
     if not chapter or not profile:
         raise ValueError("chapter and profile must be non-empty")
@@ -215,7 +215,7 @@ def write_results(chapter: str, profile: str, *, metrics: list[dict], params: di
                        "datasets": datasets},
         "params": params, "metrics": metrics, "reference": reference or [], "extra": extra or {},
     }
-    from .data.download import write_atomic  # local: reading tables needs no data layer
+    from .files import write_atomic  # local: reading tables needs no file layer
 
     path = (root or config.results_dir()) / profile / f"{chapter}.json"
     doc = check_results(_clean(doc), path, chapter, profile)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ecgbook import protocol
+from ecgbook.evaluation import iterative_stratification
 
 
 def test_prepare_arrays_standardises_with_train_statistics_only():
@@ -29,20 +30,19 @@ def test_prepare_arrays_rejects_empty_and_overlapping_splits():
         protocol.prepare_arrays(X, Y, {"train": [0, 1], "val": [1], "test": [2]}, ["a"], 100)
 
 
-def test_multilabel_folds_balance_labels_and_sizes():
+def test_record_wise_iterative_stratification_balances_labels_and_sizes():
     rng = np.random.default_rng(1)
     prevalence = np.array([0.3, 0.2, 0.1, 0.05, 0.02])
     Y = (rng.random((1000, 5)) < prevalence).astype(int)
-    folds = protocol.multilabel_folds(Y, k=10, seed=0)
-    assert set(folds) == set(range(1, 11))
-    assert np.bincount(folds)[1:].max() - np.bincount(folds)[1:].min() <= 2
-    per_fold = np.array([Y[folds == f].sum(0) for f in range(1, 11)])
+    folds = iterative_stratification(Y, k=10, seed=0)
+    assert set(folds) == set(range(10))
+    assert np.bincount(folds).max() - np.bincount(folds).min() <= 2
+    per_fold = np.array([Y[folds == f].sum(0) for f in range(10)])
     # each label is spread within one record of its ideal share per fold
     assert (np.abs(per_fold - Y.sum(0) / 10) <= 1.5).all()
-    # random assignment would typically be far less even for the rare labels
-    np.testing.assert_array_equal(folds, protocol.multilabel_folds(Y, k=10, seed=0))
-    with pytest.raises(ValueError, match="cannot fill 10 folds"):
-        protocol.multilabel_folds(Y[:5], k=10)
+    np.testing.assert_array_equal(folds, iterative_stratification(Y, k=10, seed=0))
+    with pytest.raises(ValueError, match="cannot fill k=10 folds"):
+        iterative_stratification(Y[:5], k=10)
 
 
 def test_window_scorer_max_aggregation():

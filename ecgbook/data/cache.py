@@ -20,7 +20,7 @@ Checked on open
     naming the file.
 
 Safe with two processes
-    A build holds the folder's :func:`~ecgbook.data.download.file_lock` and writes to uniquely
+    A build holds the folder's :func:`~ecgbook.files.file_lock` and writes to uniquely
     named temporary files that are renamed into place, array first, manifest last; a second
     process waits for the lock, then opens the finished cache. A reader that already mapped the old
     array keeps its (renamed-over) file.
@@ -42,7 +42,8 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import config
-from .download import DataWarning, _write_atomic, locked, make_folder, sha256sum
+from ..files import _write_atomic, locked, make_folder, sha256sum
+from .download import DataWarning
 from .records import check_finite
 
 log = logging.getLogger(__name__)

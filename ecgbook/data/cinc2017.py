@@ -36,7 +36,8 @@ import wfdb
 from tqdm import tqdm
 
 from .. import config
-from .download import VerificationCache, _umask, ensure_physionet, locked, sha256sum, write_atomic
+from ..files import _umask, locked, sha256sum, write_atomic
+from .download import VerificationCache, ensure_physionet
 from .records import Record, RecordError, check_header_text, read_record
 
 DATABASE = "challenge-2017"
@@ -119,7 +120,7 @@ def safe_extract(zip_path: str | Path, dest: str | Path, *, digest: str | None =
     All members are checked before anything is written: an absolute path (POSIX or Windows
     drive), a ``..`` component, a symbolic link, or any name whose resolved path leaves ``dest``
     raises :class:`UnsafeArchiveError`, and so does a member name that occurs twice. The whole call holds the lock of ``dest``
-    (:func:`ecgbook.data.download.file_lock`): a second process waits, then finds the finished
+    (:func:`ecgbook.files.file_lock`): a second process waits, then finds the finished
     extraction and returns it. Members are written to a temporary sibling folder
     ``.<dest>.partial-<pid>-*`` together with a marker file recording the archive's SHA-256 and
     every member's size and CRC-32, and the folder is renamed onto ``dest`` only when complete, so

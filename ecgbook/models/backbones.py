@@ -27,7 +27,8 @@ from torch import nn
 from tqdm import tqdm
 
 from .. import config
-from ..data.download import write_atomic
+from ..device import pick_device
+from ..files import write_atomic
 from ..signal import IMAGENET_MEAN, IMAGENET_STD, SpectrogramSettings, spectrogram_images
 from .densenet import CONFIGS as DENSENET_CONFIGS
 from .densenet import WeightsUnavailableError, load_densenet
@@ -224,8 +225,7 @@ def extract_features(segments, fs: float, backbone: Backbone, settings: Spectrog
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
     if not np.isfinite(x).all():  # once on the host, not one GPU sync per batch
         raise ValueError("segments: holds NaN or infinite values")
-    device = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(device)
     backbone.to(device)
     cuda = device.type == "cuda"
     host = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))

@@ -218,7 +218,7 @@ def verified_weights_file(name: str, *, progress: bool = False) -> Path:
         The file cannot be downloaded, or its hash does not match (the message names the file and
         both hashes; the file is not loaded).
     """
-    from ..data.download import locked, sha256sum
+    from ..files import locked, sha256sum
 
     url = WEIGHT_URLS[name]
     path = weights_path(name)

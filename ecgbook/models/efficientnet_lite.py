@@ -210,7 +210,7 @@ def load_efficientnet_lite0(pretrained: bool = True, weights_path: str | Path | 
     if not path.is_file():
         raise WeightsFileError(f"{path}: EfficientNet-Lite0 weight file not found")
     if weights_path is None:
-        from ..data.download import sha256sum
+        from ..files import sha256sum
 
         digest = sha256sum(path)
         if digest != PACKAGED_SHA256:

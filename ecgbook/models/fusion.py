@@ -24,26 +24,22 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import signal
+
+FS = 100.0  # Hz: the sampling frequency of the paper's inputs (the frequencies are not used here)
+
 
 def stft_magnitude(x: torch.Tensor, nperseg: int = 25) -> torch.Tensor:
     """``|STFT|`` of every lead: ``(batch, leads, samples)`` → ``(batch, leads, nperseg//2 + 1, frames)``.
 
-    Matches ``np.abs(scipy.signal.stft(x, window="hann", nperseg=nperseg)[2])`` (periodic Hann
-    window, overlap ``nperseg // 2``, ``boundary="zeros"``, ``padded=True``, scaled by 1 / sum of
-    the window). Computed in float32.
+    :func:`ecgbook.signal.stft_magnitude` (``torch.stft``) without the log: equals
+    ``np.abs(scipy.signal.stft(x, window="hann", nperseg=nperseg)[2])`` (periodic Hann window,
+    overlap ``nperseg // 2``, ``boundary="zeros"``, ``padded=True``, scaled by 1 / sum of the
+    window), in float32. Raises ``ValueError`` when ``x`` is not 3-D.
     """
     if x.ndim != 3:
         raise ValueError(f"stft_magnitude: expected (batch, leads, samples), got {tuple(x.shape)}")
-    hop = nperseg - nperseg // 2
-    half = nperseg // 2
-    x = nn.functional.pad(x.float(), (half, half))
-    extra = (-(x.shape[-1] - nperseg) % hop) % nperseg
-    if extra:
-        x = nn.functional.pad(x, (0, extra))
-    window = torch.hann_window(nperseg, periodic=True, dtype=torch.float32, device=x.device)
-    frames = x.unfold(-1, nperseg, hop) * window                    # (b, leads, frames, nperseg)
-    spec = torch.fft.rfft(frames, dim=-1).abs() / window.sum()
-    return spec.transpose(-1, -2).contiguous()                       # (b, leads, freqs, frames)
+    return signal.stft_magnitude(x, FS, nperseg, log=False)
 
 
 class Spectrogram(nn.Module):

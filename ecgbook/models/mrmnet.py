@@ -107,6 +107,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .common import count_parameters  # noqa: F401  (public here too)
+
 EXCHANGE_MODES = ("every_stage", "end", "none")
 BRANCH_MODES = ("both", "high", "low")
 PREDICTION_MODES = ("mean_logit", "mean_prob", "high", "low")
@@ -632,49 +634,6 @@ def mrmnet_loss(name: str, **overrides) -> "MutualLearningLoss":
     if name not in _NAMED_LOSSES:
         raise KeyError(f"unknown MRM-Net configuration {name!r}; known: {', '.join(CONFIG_NAMES)}")
     return MutualLearningLoss(**{**_NAMED_LOSSES[name], **overrides})
-
-
-def count_parameters(model: nn.Module, example_input: torch.Tensor) -> int:
-    """Number of parameters of the modules that actually run in ``model(example_input)``.
-
-    A forward hook on every submodule records which ones are called; the parameters *registered
-    directly* on those modules are summed, each parameter once (shared ones are not double counted).
-    Modules that are defined but never called (as in the released ``Dui1``) are excluded. The pass is
-    run in eval mode without gradients, and the training flag is restored, so BN statistics are not
-    touched. A parameter used functionally by a module other than its owner, whose owner never runs,
-    would be missed.
-
-    Parameters
-    ----------
-    model : nn.Module
-        Any module.
-    example_input : Tensor
-        An input accepted by ``model``, e.g. ``(1, 12, 1000)``.
-
-    Returns
-    -------
-    int
-        The count.
-    """
-    ran: list[nn.Module] = []
-    handles = [m.register_forward_hook(lambda module, args, out: ran.append(module)) for m in model.modules()]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(example_input)
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
-    seen: set[int] = set()
-    total = 0
-    for module in ran:
-        for p in module.parameters(recurse=False):
-            if id(p) not in seen:
-                seen.add(id(p))
-                total += p.numel()
-    return total
 
 
 def symmetric_bernoulli_kl(

@@ -87,7 +87,8 @@ class ResNet1dWang(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features ``(batch, 2 * channels)``."""
         if x.ndim != 3:
-            raise ValueError(f"expected (batch, leads, samples), got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"expected (batch, leads, samples), got shape {tuple(x.shape)}")
         return self.pool(self.blocks(self.stem(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

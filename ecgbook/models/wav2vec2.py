@@ -57,6 +57,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .common import count_parameters  # noqa: F401  (public here too)
+
 #: 100 Hz adaptation of the official ``[(256, 2, 2)] * 4`` at 500 Hz (see the module docstring).
 CONV_LAYERS_100HZ = ((256, 2, 2), (256, 2, 2))
 
@@ -561,11 +563,6 @@ class W2VArcFace(nn.Module):
 
     def forward(self, x: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.pooled(x), target)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameters of ``model`` (trainable or not)."""
-    return sum(p.numel() for p in model.parameters())
 
 
 def encoder_state(pretrainer_state: dict) -> dict:
