@@ -642,6 +642,7 @@ def long_included_lines(path: Path, limit: int = CODE_LINE_LIMIT) -> list[str]:
     modules = [
         info.name
         for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")
+        if not info.name.endswith(".__main__")  # importing an entry point runs it
     ]
     for name in _SHOW_SOURCE.findall(text):
         last = name.split(".")[-1]

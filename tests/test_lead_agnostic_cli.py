@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ecgbook import lead_agnostic_ssl as las
+from ecgbook.lead_agnostic_ssl import cli as las
 
 
 @pytest.fixture
