@@ -9,12 +9,15 @@ warnings:
 - :func:`check_history` — the kept epoch is the last one trained (a longer budget might have
   found a better one); the validation score is still rising over the last epochs (the curve has
   not flattened); the run diverged (a NaN or infinite loss) or its validation score stayed at
-  chance level (macro AUROC ≈ 0.5).
+  chance level (macro AUROC ≈ 0.5), or it never improved on its first epoch.
 - :func:`seed_outliers` / :func:`check_seeds` — a seed whose value lies far from the others
   (leave-one-out robust distance, with an absolute floor so that three nearly equal seeds do not
   raise warnings over the third decimal).
 - :func:`warnings_markdown` — the warnings as one MyST admonition for a chapter page (or an
   empty string when there is nothing to warn about).
+- :data:`BLOCKING_TAGS`, :func:`blocking`, :func:`flagged_runs`, :func:`verdict_markdown` — which
+  warnings mean a run's numbers support no conclusion, which runs they name, and the page's
+  verdict counted in runs (not in warnings).
 
 The thresholds are the book's choices, not a published standard; every function takes them as
 keyword arguments and its docstring states the default.
@@ -33,6 +36,13 @@ CHANCE = 0.5           # validation macro AUROC of a model that has learned noth
 CHANCE_MARGIN = 0.05   # best validation score within this margin of chance: "at chance"
 OUTLIER_K = 3.0        # robust distances (scaled MAD of the other seeds) that make an outlier
 OUTLIER_MIN_GAP = 0.02  # ... and at least this far from the other seeds' median (absolute)
+FIRST_EPOCH_MIN = 3    # epochs trained before "kept the first epoch" counts as a failure to learn
+
+#: Tags of warnings after which a run's numbers support no conclusion (the run did not converge,
+#: failed, or collapsed); ``SEED OUTLIER`` is not among them (a comparison's sign rule covers a seed
+#: that disagrees). The collapse tags are those of :func:`ecgbook.ssl.collapse_warnings`.
+BLOCKING_TAGS = ("DIVERGED", "AT CHANCE", "KEPT FIRST EPOCH", "KEPT LAST EPOCH", "STILL RISING",
+                 "UNIFORM COLLAPSE", "ONE-PROTOTYPE COLLAPSE", "NO SIGNAL")
 
 
 def _finite(x) -> bool:
@@ -46,7 +56,7 @@ def check_history(history: Sequence[Mapping], *, best_epoch: int | None = None, 
                   score_key: str = "val_score", loss_keys: Sequence[str] = ("train_loss", "val_loss"),
                   higher_is_better: bool = True, window: int = RISING_WINDOW, tol: float = RISING_TOL,
                   chance: float | None = CHANCE, chance_margin: float = CHANCE_MARGIN,
-                  max_epochs: int | None = None) -> list[str]:
+                  max_epochs: int | None = None, first_epoch_min: int = FIRST_EPOCH_MIN) -> list[str]:
     """Warnings about one training run, from its per-epoch ``history``.
 
     Parameters
@@ -71,12 +81,15 @@ def check_history(history: Sequence[Mapping], *, best_epoch: int | None = None, 
         The epoch budget. When given, *kept epoch is last* is reported only when the run used its
         whole budget (a run stopped early has, by construction, a better epoch before its last);
         when ``None`` the last epoch of ``history`` is taken as the budget's last.
+    first_epoch_min:
+        *Kept first epoch*: the kept epoch is the first of at least ``first_epoch_min`` epochs
+        trained (default 3): training never improved on it, so the run learned nothing it kept.
 
     Returns
     -------
     list of str, one sentence per problem (empty when the run looks healthy), each starting
-    with a short tag in capitals: ``DIVERGED``, ``AT CHANCE``, ``KEPT LAST EPOCH``,
-    ``STILL RISING``.
+    with a short tag in capitals: ``DIVERGED``, ``AT CHANCE``, ``KEPT FIRST EPOCH``,
+    ``KEPT LAST EPOCH``, ``STILL RISING``.
 
     Raises
     ------
@@ -116,6 +129,9 @@ def check_history(history: Sequence[Mapping], *, best_epoch: int | None = None, 
         out.append(f"AT CHANCE — {prefix}the best validation score ({score_key}) is {best_value:.3f}, within "
                    f"{chance_margin} of chance ({chance}): the model has learned (almost) nothing.")
 
+    if best_epoch == epochs[0] and len(history) >= first_epoch_min:
+        out.append(f"KEPT FIRST EPOCH — {prefix}the kept epoch ({best_epoch}) is the first of {len(history)}: "
+                   f"the validation score ({score_key}) never improved on it, so training added nothing.")
     budget_used = max_epochs is None or len(history) >= max_epochs
     if best_epoch == epochs[-1] and budget_used and len(history) > 1:
         out.append(f"KEPT LAST EPOCH — {prefix}the kept epoch ({best_epoch}) is the last one trained: "
@@ -230,3 +246,54 @@ def plot_seed_curves(curves: Mapping[str, Sequence[tuple]], *, score_key: str = 
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=8, title="dot: kept epoch", title_fontsize=8)
     return fig
+
+
+def tag(warning: str) -> str:
+    """The tag of a warning (``"KEPT LAST EPOCH"`` in ``"KEPT LAST EPOCH — rhythm, seed 1: ..."``)."""
+    return warning.split(" — ", 1)[0]
+
+
+def blocking(warnings: Sequence[str]) -> list[str]:
+    """The warnings whose tag is in :data:`BLOCKING_TAGS`: after them a run supports no conclusion."""
+    return [w for w in warnings if tag(w) in BLOCKING_TAGS]
+
+
+def flagged_runs(warnings: Sequence[str]) -> dict[str, list[str]]:
+    """``{run name: [tags]}`` of the runs that have a blocking warning, in order of appearance.
+
+    The run's name is the prefix every check writes after the tag (``name`` of
+    :func:`check_history`, e.g. ``"superdiagnostic, dino_gate, 1 %, seed 0"``); a warning written
+    without a name counts as a run of its own. Several warnings about one run count once.
+    """
+    runs: dict[str, list[str]] = {}
+    for w in blocking(warnings):
+        rest = w.split(" — ", 1)[1] if " — " in w else w
+        name = rest.split(": ", 1)[0] if ": " in rest else rest
+        runs.setdefault(name, [])
+        if tag(w) not in runs[name]:
+            runs[name].append(tag(w))
+    return runs
+
+
+def verdict_markdown(warnings: Sequence[str], n_runs: int, *, what: str = "training runs",
+                     reference: str = "") -> str:
+    """The page's run-health verdict, counted in runs: a MyST ``note`` when no run has a blocking
+    warning, else a ``warning`` admonition saying how many of ``n_runs`` failed and why (tags per
+    run), that their numbers demonstrate the mechanics only, and ``reference`` (e.g. where the
+    reference run's numbers are shown) — followed by every warning, blocking or not.
+
+    Raises ``ValueError`` when more runs are flagged than ``n_runs``.
+    """
+    runs = flagged_runs(warnings)
+    if len(runs) > n_runs:
+        raise ValueError(f"verdict_markdown: {len(runs)} flagged runs but n_runs={n_runs}")
+    items = "\n".join(f"- {w}" for w in warnings if w)
+    if not runs:
+        body = f"All {n_runs} {what} passed the health checks."
+        return f":::{{note}} Run health\n{body}" + (f" Other remarks:\n\n{items}" if items else "") + "\n:::"
+    tags = sorted({t for ts in runs.values() for t in ts})
+    body = (f"**{len(runs)} of {n_runs} {what} failed a health check** ({', '.join(t.lower() for t in tags)}): "
+            f"their numbers demonstrate the mechanics only and support no conclusion.")
+    if reference:
+        body += " " + reference
+    return f":::{{warning}} Run health\n{body}\n\n{items}\n:::"

@@ -204,6 +204,45 @@ def run_time_line(chapter: str, root: Path | None = None) -> str:
     return "**Run time** (last run of each profile, read from its results file): " + " · ".join(parts)
 
 
+REFERENCE_PROFILE = "tutorial"
+"""The profile whose committed results are "the reference run" beside a smaller profile's page."""
+
+
+def reference_run(chapter: str, profile: str, root: Path | None = None) -> dict | None:
+    """The reference run of ``chapter`` beside a page executed with ``profile``: the committed
+    ``results/tutorial/<chapter>.json`` (read with :func:`ecgbook.results.read_results`), or
+    ``None`` when ``profile`` is ``tutorial`` or ``paper`` (the page is itself a reference) or when
+    no reference run is committed. Raises :class:`ecgbook.results.ResultsError` for a reference
+    file that exists but is unusable (never silently skipped)."""
+    if profile not in RUN_ORDER:
+        raise ValueError(f"reference_run: unknown profile {profile!r}; expected one of {RUN_ORDER}")
+    if RUN_ORDER.index(profile) >= RUN_ORDER.index(REFERENCE_PROFILE):
+        return None
+    try:
+        return results.read_results(chapter, REFERENCE_PROFILE, root=root)
+    except FileNotFoundError:
+        return None
+
+
+def reference_run_markdown(chapter: str, profile: str, root: Path | None = None, *,
+                           shown_below: bool = False) -> str:
+    """One sentence naming the reference run of ``chapter`` (:func:`reference_run`): its profile,
+    records, device, wall time and commit, and where its numbers are (``shown_below``: "the table
+    below" too). ``""`` when the page is itself a reference; says so when none is committed."""
+    if profile in RUN_ORDER and RUN_ORDER.index(profile) >= RUN_ORDER.index(REFERENCE_PROFILE):
+        return ""
+    doc = reference_run(chapter, profile, root)
+    if doc is None:
+        return f"No `{REFERENCE_PROFILE}` reference run of this chapter is committed yet."
+    prov = doc["provenance"]
+    data = "; ".join(f"{name}: {d['records']:,} records" for name, d in (prov.get("datasets") or {}).items()
+                     if isinstance(d, dict) and "records" in d)
+    where = f"`results/{REFERENCE_PROFILE}/{chapter}.json`" + (" and the table below" if shown_below else "")
+    return (f"The reference run is this chapter's `{REFERENCE_PROFILE}` profile ({data + ', ' if data else ''}"
+            f"{prov['device']}, {format_duration(float(prov['wall_time_s']))}, commit {prov['commit'][:7]}); "
+            f"its numbers are in {where}.")
+
+
 def header_markdown(chapter: str, profile: str, root: Path | None = None) -> str:
     """The MyST text of :func:`header`: the profile banner, then the run-time line."""
     return profiles.banner(profile) + "\n\n" + run_time_line(chapter, root)

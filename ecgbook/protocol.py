@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from . import health
+from . import health as _health  # comparison_sentence's argument is named health
 from .data.ptbxl import PTBXLTask
 from .metrics import (accuracy, apply_thresholds, bootstrap_ci, choose_thresholds, f1_scores, macro_auroc,
                       paired_bootstrap)
@@ -397,16 +398,6 @@ def direction(comparison: SeedComparison) -> int:
     return 0
 
 
-#: Run-health tags (:mod:`ecgbook.health`) that make a comparison inconclusive whatever its interval.
-BLOCKING_TAGS = ("DIVERGED", "AT CHANCE", "KEPT LAST EPOCH", "STILL RISING")
-
-
-def blocking_warnings(warnings: Sequence[str]) -> list[str]:
-    """The warnings among ``warnings`` that say a run has not converged or failed
-    (:const:`BLOCKING_TAGS`); seed outliers are not among them (the sign rule of
-    :func:`direction` already covers a seed that disagrees)."""
-    return [w for w in warnings if w.split(" — ")[0] in BLOCKING_TAGS]
-
 
 def comparison_sentence(comparison: SeedComparison, a: str, b: str, *, where: str = "",
                         what: str = "macro AUROC", health: Sequence[str] = ()) -> str:
@@ -429,10 +420,10 @@ def comparison_sentence(comparison: SeedComparison, a: str, b: str, *, where: st
     interval = f"Δ {signed_interval(c.pooled, c.low, c.high)}"
     p = f", p = {c.p_value:.2f}" if c.p_value is not None else ""
     d = direction(c)
-    blocked = blocking_warnings(health)
-    if blocked:
-        tags = sorted({w.split(" — ")[0].lower() for w in blocked})
-        return (f"{a} vs {b}{where}: **inconclusive** — {len(blocked)} run(s) not converged or failed "
+    flagged = _health.flagged_runs(health)
+    if flagged:
+        tags = sorted({t.lower() for ts in flagged.values() for t in ts})
+        return (f"{a} vs {b}{where}: **inconclusive** — {len(flagged)} run(s) not converged or failed "
                 f"({', '.join(tags)}), so the budget does not support a conclusion; "
                 f"{interval}{p} (seeds: {span}).")
     if d:

@@ -373,6 +373,23 @@ def load_checkpoint(path: str | Path, *, map_location=None, keys: tuple[str, ...
 # --------------------------------------------------------------------------------------- fit
 
 
+def warmup_cosine(step: int, total: int, warmup: int, *, floor: float = 0.0, decay: bool = True) -> float:
+    """The book's learning-rate factor at update ``step`` (0-based) of ``total``: linear warm-up
+    ``(step + 1) / warmup`` over the first ``warmup`` updates, then (``decay``) a half cosine from 1
+    down to ``floor`` at update ``total`` (and ``floor`` after it), or (not ``decay``) a constant 1.
+
+    The one warm-up + cosine schedule of the package: :func:`fit` (``schedule="cosine"``, DINO's
+    learning rate as in ``main_dino.py``) and the lead-agnostic pre-training
+    (:class:`ecgbook.lead_agnostic_ssl.PretrainConfig`) use it through their step counters.
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    if not decay:
+        return 1.0
+    t = min(max(step - warmup, 0) / max(total - warmup, 1), 1.0)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
 def _lr_lambda(cfg: TrainConfig, total_steps: int, steps_per_epoch: int) -> Callable[[int], float]:
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
     floor = cfg.min_lr / cfg.lr if cfg.lr > 0 else 0.0
@@ -380,10 +397,7 @@ def _lr_lambda(cfg: TrainConfig, total_steps: int, steps_per_epoch: int) -> Call
     def factor(step: int) -> float:
         if cfg.schedule == "constant":
             return 1.0
-        if step < warmup:
-            return (step + 1) / warmup
-        t = min(max(step - warmup, 0) / max(total_steps - warmup, 1), 1.0)
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+        return warmup_cosine(step, total_steps, warmup, floor=floor)
     return factor
 
 

@@ -49,10 +49,11 @@ def test_early_stopped_run_is_not_kept_last():
 def test_diverged_loss_and_at_chance():
     h = history([0.52, 0.50, 0.51, 0.49, 0.50, 0.51], losses=[0.7, 0.7, float("nan"), None, 0.7, 0.7])
     w = health.check_history(h, name="form")
-    assert tags(w) == ["DIVERGED", "AT CHANCE"]
+    assert tags(w) == ["DIVERGED", "AT CHANCE", "KEPT FIRST EPOCH"]  # its best epoch is its first
     assert "from epoch 2 on (2 epoch(s) affected)" in w[0]
     assert "0.520" in w[1]
-    assert health.check_history(h, chance=None, loss_keys=()) == []  # both checks can be switched off
+    # every check can be switched off
+    assert health.check_history(h, chance=None, loss_keys=(), first_epoch_min=len(h) + 1) == []
 
 
 def test_nan_validation_score_is_divergence():
@@ -105,3 +106,36 @@ def test_plot_seed_curves_marks_kept_epochs():
     assert len(axes) == 3 and len(fig.axes) == 4  # 2 x 2 grid, the fourth panel hidden
     assert len(axes[0].lines) == 4  # two seeds: a line and a kept-epoch dot each
     assert axes[0].lines[1].get_xdata()[0] == 2
+
+
+def test_a_run_that_never_improves_on_its_first_epoch_is_flagged():
+    falling = history([0.84, 0.83, 0.826, 0.825, 0.823])  # the chapter 04 classroom probe
+    w = health.check_history(falling, name="dino_time pretraining")
+    assert tags(w) == ["KEPT FIRST EPOCH"]
+    assert "kept epoch (0) is the first of 5" in w[0]
+    assert health.check_history(history([0.84, 0.83])) == []  # two epochs: too few to say
+    assert tags(health.check_history(history([0.84, 0.83, 0.82]), first_epoch_min=4)) == []
+
+
+def test_flagged_runs_count_runs_not_warnings():
+    ws = ["KEPT LAST EPOCH — form, MRM-Net, seed 0: a", "STILL RISING — form, MRM-Net, seed 0: b",
+          "SEED OUTLIER — form, MRM-Net: seed 2 gives", "AT CHANCE — form, baseline, seed 1: c",
+          "UNIFORM COLLAPSE — dino_time: teacher entropy"]
+    assert health.blocking(ws) == [ws[0], ws[1], ws[3], ws[4]]
+    assert health.flagged_runs(ws) == {"form, MRM-Net, seed 0": ["KEPT LAST EPOCH", "STILL RISING"],
+                                       "form, baseline, seed 1": ["AT CHANCE"],
+                                       "dino_time": ["UNIFORM COLLAPSE"]}
+
+
+def test_verdict_counts_runs_and_says_what_the_numbers_support():
+    ws = ["KEPT LAST EPOCH — a, seed 0: x", "STILL RISING — a, seed 0: y", "SEED OUTLIER — a: seed 2"]
+    md = health.verdict_markdown(ws, 9, what="fine-tuning runs", reference="See the reference run.")
+    assert md.startswith(":::{warning} Run health\n**1 of 9 fine-tuning runs failed a health check** "
+                         "(kept last epoch, still rising)")
+    assert "support no conclusion. See the reference run." in md and "- SEED OUTLIER — a: seed 2" in md
+    ok = health.verdict_markdown(ws[2:], 3)
+    assert ok.startswith(":::{note} Run health\nAll 3 training runs passed the health checks.")
+    assert "SEED OUTLIER" in ok
+    assert health.verdict_markdown([], 2) == ":::{note} Run health\nAll 2 training runs passed the health checks.\n:::"
+    with pytest.raises(ValueError, match="2 flagged runs but n_runs=1"):
+        health.verdict_markdown(["AT CHANCE — a: x", "AT CHANCE — b: y"], 1)

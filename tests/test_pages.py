@@ -159,3 +159,25 @@ def test_source_markdown_shows_the_package_code():
     assert '"III": ii - i' in text and text.endswith("```")
     assert "Einthoven" in pages.source_markdown(signal.derive_limb_leads, docstring="full")
     assert '"""' not in pages.source_markdown(signal.derive_limb_leads, docstring="none")
+
+
+def test_the_reference_run_beside_a_smaller_profile(tmp_path):
+    assert pages.reference_run("baseline", "classroom", tmp_path) is None
+    assert pages.reference_run_markdown("baseline", "classroom", tmp_path) == (
+        "No `tutorial` reference run of this chapter is committed yet.")
+    _write(tmp_path, "tutorial", "baseline", 4086.0, "cpu (2 threads)",
+           provenance={"wall_time_s": 4086.0, "device": "cpu (2 threads)", "commit": "0123456789abcdef",
+                       "datasets": {"ptb-xl-1.0.3-100hz": {"manifest_hash": "x", "records": 1987}}})
+    assert pages.reference_run("baseline", "smoke", tmp_path)["profile"] == "tutorial"
+    md = pages.reference_run_markdown("baseline", "classroom", tmp_path, shown_below=True)
+    assert md == ("The reference run is this chapter's `tutorial` profile (ptb-xl-1.0.3-100hz: 1,987 records, "
+                  "cpu (2 threads), 1 h 8 min, commit 0123456); its numbers are in "
+                  "`results/tutorial/baseline.json` and the table below.")
+    for itself in ("tutorial", "paper"):  # a reference page has no reference beside it
+        assert pages.reference_run("baseline", itself, tmp_path) is None
+        assert pages.reference_run_markdown("baseline", itself, tmp_path) == ""
+    (tmp_path / "tutorial" / "baseline.json").write_text("{broken")
+    with pytest.raises(ResultsError, match="baseline.json"):  # an unusable reference is an error, not "none"
+        pages.reference_run("baseline", "classroom", tmp_path)
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        pages.reference_run("baseline", "huge", tmp_path)

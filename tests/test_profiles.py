@@ -1,6 +1,10 @@
 """Profiles: every chapter has parameters in every profile; wrong values fail at once, named."""
 from __future__ import annotations
 
+import ast
+import re
+from pathlib import Path
+
 import pytest
 
 from ecgbook import profiles
@@ -182,3 +186,56 @@ def test_tutorial_ptbxl_is_a_fixed_record_set_not_all_present(mirror):
     # the committed tutorial results used exactly these records (all present on the mirror)
     assert db.requested == 1987 and list(db.available) == list(expected) and len(db.unverified) == 0
     assert "ecg_id 1–1999" in profiles.DESCRIPTIONS["tutorial"]
+
+
+def _chapter_cells():
+    """``{results name: (page, parameter-cell names, {resolve keyword: value node})}`` per chapter page."""
+    def source(block):  # a code cell's code, without its options (":tags: ..." or a "---" block)
+        if block.startswith("---\n"):
+            block = block.split("\n---\n", 1)[1]
+        return "\n".join(line for line in block.split("\n") if not line.startswith((":", "%", "!")))
+
+    out = {}
+    for page in sorted((Path(__file__).resolve().parents[1] / "chapters").glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        cell = re.search(r"```\{code-cell\} ipython3\n:tags: \[parameters\]\n(.*?)```", text, re.S)
+        if not cell:
+            continue
+        assigned = [t.id for node in ast.parse(cell.group(1)).body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)]
+        if assigned == ["profile"]:  # a page without parameters of its own (the course page)
+            continue
+        tree = ast.parse("\n".join(source(block) for block in re.findall(r"```\{code-cell\} ipython3\n(.*?)```", text, re.S)
+                                   if "profiles.resolve(" in block and ":tags: [parameters]" not in block))
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "resolve"
+                 and n.args and isinstance(n.args[0], ast.Constant)]
+        own = [c for c in calls if len(c.keywords) > 0]  # B = profiles.resolve("baseline", profile): a reader
+        assert len(own) == 1, f"{page.name}: expected one profiles.resolve call with the chapter's parameters"
+        call = own[0]
+        keywords = {}
+        for kw in call.keywords:
+            if kw.arg is not None:
+                keywords[kw.arg] = kw.value
+            else:  # **{k: v for k, v in dict(a=a, ...).items() if v is not None}
+                inner = [n for n in ast.walk(kw.value) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "dict"]
+                for k in inner[0].keywords:
+                    keywords[k.arg] = k.value
+        out[call.args[0].value] = (page.name, assigned, keywords)
+    return out
+
+
+def test_each_chapter_defines_its_parameters_once():
+    """The typed table (profiles.specs) is the one definition: the page's parameters cell, its resolve
+    call and every profile's values name exactly its parameters, each passed through unchanged."""
+    pages = _chapter_cells()
+    assert set(pages) == set(profiles.PROFILES["tutorial"]), "a chapter without its parameters cell"
+    for chapter, (page, assigned, keywords) in pages.items():
+        names = set(profiles.specs(chapter))
+        assert assigned[0] == "profile" and len(assigned) == len(set(assigned)), f"{page}: {assigned}"
+        assert set(assigned) - {"profile"} == names, (
+            f"{page}: parameters cell {sorted(set(assigned) - {'profile'} ^ names)} differ from profiles.specs")
+        assert set(keywords) == names, f"{page}: resolve call {sorted(set(keywords) ^ names)} differ from profiles.specs"
+        not_passed_through = [k for k, v in keywords.items() if not (isinstance(v, ast.Name) and v.id == k)]
+        assert not_passed_through == [], f"{page}: resolve must pass each parameter as name=name: {not_passed_through}"
+        for profile in profiles.PROFILES:
+            assert set(profiles.PROFILES[profile][chapter]) == names, (profile, chapter)

@@ -640,3 +640,23 @@ def test_val_auroc_without_any_positive_is_nan_and_never_selected(tiny):
                   cfg=TrainConfig(epochs=2, batch_size=16, device="cpu"))
     assert res.best_epoch == -1 and "undefined (NaN) at every epoch" in res.note
     assert all(np.isnan(h["val_score"]) for h in res.history)
+
+
+def test_warmup_cosine_by_hand():
+    """The one warm-up + cosine schedule (fit's 'cosine' and the lead-agnostic pre-training)."""
+    from ecgbook.lead_agnostic_ssl.pretrain import PretrainConfig, _lr_factor
+    from ecgbook.train import warmup_cosine
+
+    assert warmup_cosine(0, 10, 2) == 0.5 and warmup_cosine(1, 10, 2) == 1.0   # (step + 1) / warmup
+    assert warmup_cosine(2, 10, 2) == 1.0                                       # the cosine starts at 1
+    assert warmup_cosine(6, 10, 2) == pytest.approx(0.5)                        # half-way: cos(pi/2)
+    assert warmup_cosine(10, 10, 2) == pytest.approx(0.0) and warmup_cosine(50, 10, 2) == pytest.approx(0.0)
+    assert warmup_cosine(10, 10, 0, floor=0.1) == pytest.approx(0.1)
+    assert warmup_cosine(0, 10, 0) == 1.0 and warmup_cosine(9, 10, 4, decay=False) == 1.0
+    # the pre-training's schedules are this one: warm-up share of the updates, "fixed" = no decay
+    cos = PretrainConfig(warmup=0.1, schedule="cosine")
+    assert [_lr_factor(s, 100, cos) for s in (0, 9, 10, 55, 100)] == [
+        warmup_cosine(s, 100, 10) for s in (0, 9, 10, 55, 100)]
+    assert _lr_factor(4, 100, cos) == 0.5 and _lr_factor(55, 100, cos) == pytest.approx(0.5)
+    fixed = PretrainConfig(warmup=0.0, schedule="fixed")
+    assert {_lr_factor(s, 100, fixed) for s in range(100)} == {1.0}

@@ -194,20 +194,26 @@ def finetune_subsets(encoders: dict, cfg: Wav2Vec2Config, task, subsets, seeds, 
     return rows, scores, histories
 
 
-def baseline_subsets(task, subsets, seeds, *, epochs: int, batch_size: int, lr: float, n_boot: int) -> tuple[list[dict], dict]:
+def baseline_subsets(task, subsets, seeds, *, epochs: int, batch_size: int, lr: float,
+                     n_boot: int) -> tuple[list[dict], dict, dict]:
     """``resnet1d_wang`` trained from scratch on each lead subset (benchmark protocol: 2.5-s crops,
-    max over windows; mV input, absent leads zero, as every model of this chapter)."""
-    rows, scores = [], {}
+    max over windows; mV input, absent leads zero, as every model of this chapter).
+
+    Returns ``(rows, scores, histories)``; ``scores[("resnet1d_wang", leads, seed)]``, and the
+    per-epoch ``histories`` under the same keys (for :mod:`ecgbook.health`).
+    """
+    rows, scores, histories = [], {}, {}
     for n_leads in subsets:
         data = prepared_subset(task, LEAD_SUBSETS[n_leads])
         for seed in seeds:
             run = protocol.train_and_test(lambda: ResNet1dWang(n_classes=len(data.classes)), data, epochs=epochs,
                                           batch_size=batch_size, lr=lr, seed=seed, patience=None)
             scores[("resnet1d_wang", n_leads, seed)] = run.test_scores
+            histories[("resnet1d_wang", n_leads, seed)] = run.fit.history
             rows.append(_auroc_row(data.Y_test, run.test_scores, data.classes, n_boot=n_boot, boot_seed=seed,
                                    model="resnet1d_wang", task=task.task, leads=n_leads, evaluation="supervised",
                                    label_fraction=1.0, seed=seed, best_epoch=run.fit.best_epoch))
-    return rows, scores
+    return rows, scores, histories
 
 def leak_rows(encoder, cfg: Wav2Vec2Config, task, *, name: str, n_boot: int, seed: int = 0, fine_tune_epochs: int = 0,
               batch_size: int = 64, lr: float = 1e-3) -> list[dict]:

@@ -3,7 +3,6 @@
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from tqdm import tqdm
 from .. import config, distributed as dist
 from ..device import pick_device
 from ..models.wav2vec2 import Wav2Vec2Pretrainer, save_pretrained, wav2vec2_config
+from ..train import warmup_cosine
 from .corpus import Corpus
 from .objectives import Objective, PAIR, objective, pretrain_loss
 
@@ -47,13 +47,7 @@ class PretrainConfig:
 
 
 def _lr_factor(step: int, total: int, cfg: PretrainConfig) -> float:
-    warm = int(cfg.warmup * total)
-    if warm and step < warm:
-        return (step + 1) / warm
-    if cfg.schedule == "cosine":
-        progress = (step - warm) / max(1, total - warm)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return 1.0
+    return warmup_cosine(step, total, int(cfg.warmup * total), decay=cfg.schedule == "cosine")
 
 
 def pretrain(model: Wav2Vec2Pretrainer, corpus: Corpus, obj: Objective, cfg: PretrainConfig, *,
