@@ -501,6 +501,18 @@ def seed_health(runs: Sequence[RunOutput], y_test: np.ndarray, *, name: str = ""
     return out
 
 
+def auroc_row(y: np.ndarray, scores: np.ndarray, classes: Sequence[str], *, n_boot: int, boot_seed: int = 0,
+              split: str = "test", **fields) -> dict:
+    """One result row: the test macro AUROC of ``scores`` ``(records, classes)`` against ``y`` with its
+    95 % bootstrap interval over records (``n_boot`` resamples, ``boot_seed``), the record count, the
+    classes left out (no positive or no negative in ``y``) and ``fields`` (e.g. ``model``, ``task``,
+    ``evaluation``, ``label_fraction``, ``seed``). The row shape the SSL chapters write."""
+    auc = macro_auroc(y, scores, classes)
+    ci = bootstrap_ci(macro_auroc, y, scores, n_boot=n_boot, seed=boot_seed)
+    return {"metric": "macro_auroc", "value": auc.value, "ci_low": ci.low, "ci_high": ci.high, "split": split,
+            "n": int(len(y)), "excluded_classes": list(auc.excluded), **fields}
+
+
 #: Test-fold metrics of :func:`evaluate` written per seed by :func:`seed_rows`.
 SEED_METRICS = ("macro_auroc", "f1_sample@0.5", "accuracy_sample@0.5", "f1_sample@val", "f1_macro@val")
 

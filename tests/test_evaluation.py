@@ -84,28 +84,3 @@ def test_transfer_keeps_the_chapter_names():
     from ecgbook import signal
     assert T.spectrogram_images is signal.spectrogram_images and T.load_backbone is backbones.load_backbone
     assert T.mitdb_beat_set is mitdb.mitdb_beat_set and T.patient_folds is E.patient_folds
-
-
-def test_layers_import_only_downwards():
-    """signal → data → models → evaluation/metrics → transfer: no module imports a layer above it."""
-    import ast
-    from pathlib import Path
-
-    root = Path(E.__file__).parent
-    layer = {"config": 0, "signal": 1, "data": 2, "models": 3, "train": 4, "metrics": 5, "evaluation": 5,
-             "transfer": 7}
-    modules = {"signal.py": 1, "data/mitdb.py": 2, "data/challenge.py": 2, "models/backbones.py": 3,
-               "evaluation.py": 5, "metrics.py": 5, "transfer.py": 7}
-    for rel, own in modules.items():
-        tree = ast.parse((root / rel).read_text())
-        package = rel.split("/")[0] if "/" in rel else None
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level:
-                parts = (node.module or "").split(".")
-                target = parts[0] if node.level == (2 if package else 1) else package
-                if node.level == 1 and package:
-                    target = package            # a sibling inside the same sub-package
-                assert layer.get(target, 0) <= own, f"ecgbook/{rel} imports {'.' * node.level}{node.module} (a higher layer)"
-            if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("ecgbook."):
-                target = node.module.split(".")[1]
-                assert layer.get(target, 0) <= own, f"ecgbook/{rel} imports {node.module} (a higher layer)"

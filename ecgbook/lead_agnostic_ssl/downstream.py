@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .. import protocol
-from ..metrics import bootstrap_ci, macro_auroc, paired_bootstrap
+from ..metrics import macro_auroc, paired_bootstrap
 from ..models.resnet1d import ResNet1dWang
 from ..models.wav2vec2 import W2VClassifier, Wav2Vec2Config, Wav2Vec2Encoder
 from ..protocol import Prepared
@@ -110,13 +110,6 @@ def crops_of(X: np.ndarray, crops_per_record: int = 2, length: int = SEGMENT) ->
 # ----------------------------------------------------------------------------------------------
 # The chapter's experiments (result rows of schema ecgbook.results/1)
 # ----------------------------------------------------------------------------------------------
-def _auroc_row(y, scores, classes, *, n_boot: int, boot_seed: int, **fields) -> dict:
-    auc = macro_auroc(y, scores, classes)
-    ci = bootstrap_ci(macro_auroc, y, scores, n_boot=n_boot, seed=boot_seed)
-    return {"metric": "macro_auroc", "value": auc.value, "ci_low": ci.low, "ci_high": ci.high, "split": "test",
-            "n": int(len(y)), "excluded_classes": list(auc.excluded), **fields}
-
-
 def probe_subsets(encoders: dict, task, subsets, *, n_boot: int, seed: int = 0, label_fractions=(1.0,),
                   device=None) -> tuple[list[dict], dict]:
     """Linear probe (:func:`ecgbook.ssl.linear_probe`) of every encoder on every lead subset of a
@@ -142,7 +135,7 @@ def probe_subsets(encoders: dict, task, subsets, *, n_boot: int, seed: int = 0, 
                                    Z[splits["test"]], seed=seed)
                 if fraction == top:
                     scores[(name, n_leads)] = res.test_scores
-                rows.append(_auroc_row(task.Y[splits["test"]], res.test_scores, task.classes, n_boot=n_boot,
+                rows.append(protocol.auroc_row(task.Y[splits["test"]], res.test_scores, task.classes, n_boot=n_boot,
                                        boot_seed=seed, model=name, task=task.task, leads=n_leads,
                                        evaluation="linear_probe", label_fraction=float(fraction), seed=seed,
                                        train_records=int(len(subset)), C=res.C, val_auroc=res.val_auroc))
@@ -187,7 +180,7 @@ def finetune_subsets(encoders: dict, cfg: Wav2Vec2Config, task, subsets, seeds, 
                 run = fine_tune(enc, cfg, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
                 scores[(name, n_leads, seed)] = run.test_scores
                 histories[(name, n_leads, seed)] = run.fit.history
-                rows.append(_auroc_row(data.Y_test, run.test_scores, data.classes, n_boot=n_boot, boot_seed=seed, model=name,
+                rows.append(protocol.auroc_row(data.Y_test, run.test_scores, data.classes, n_boot=n_boot, boot_seed=seed, model=name,
                                        task=task.task, leads=n_leads, evaluation="fine_tune", label_fraction=1.0,
                                        seed=seed, best_epoch=run.fit.best_epoch, val_auroc=run.fit.best_score,
                                        samples_per_s=run.fit.samples_per_s))
@@ -210,7 +203,7 @@ def baseline_subsets(task, subsets, seeds, *, epochs: int, batch_size: int, lr: 
                                           batch_size=batch_size, lr=lr, seed=seed, patience=None)
             scores[("resnet1d_wang", n_leads, seed)] = run.test_scores
             histories[("resnet1d_wang", n_leads, seed)] = run.fit.history
-            rows.append(_auroc_row(data.Y_test, run.test_scores, data.classes, n_boot=n_boot, boot_seed=seed,
+            rows.append(protocol.auroc_row(data.Y_test, run.test_scores, data.classes, n_boot=n_boot, boot_seed=seed,
                                    model="resnet1d_wang", task=task.task, leads=n_leads, evaluation="supervised",
                                    label_fraction=1.0, seed=seed, best_epoch=run.fit.best_epoch))
     return rows, scores, histories
@@ -236,12 +229,12 @@ def leak_rows(encoder, cfg: Wav2Vec2Config, task, *, name: str, n_boot: int, see
         res = {"test_scores": res.test_scores}
         common = dict(model=name, task=task.task, leads=12, split_level=level, seed=seed, label_fraction=1.0,
                       test_crops_with_train_sibling=float(shared))
-        rows.append(_auroc_row(Y[s["test"]], res["test_scores"], task.classes, n_boot=n_boot, boot_seed=seed,
+        rows.append(protocol.auroc_row(Y[s["test"]], res["test_scores"], task.classes, n_boot=n_boot, boot_seed=seed,
                                evaluation="linear_probe", **common))
         if fine_tune_epochs:
             data = Prepared(crops[s["train"]], Y[s["train"]], crops[s["val"]], Y[s["val"]], crops[s["test"]],
                             Y[s["test"]], list(task.classes), None, FS)
             run = fine_tune(encoder, cfg, data, epochs=fine_tune_epochs, batch_size=batch_size, lr=lr, seed=seed)
-            rows.append(_auroc_row(Y[s["test"]], run.test_scores, task.classes, n_boot=n_boot, boot_seed=seed,
+            rows.append(protocol.auroc_row(Y[s["test"]], run.test_scores, task.classes, n_boot=n_boot, boot_seed=seed,
                                    evaluation="fine_tune", **common))
     return rows
