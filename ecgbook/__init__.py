@@ -17,7 +17,9 @@ Layers, lowest first; each module imports only its own layer and the ones before
 7. ``plot``.
 8. ``methods shared by techniques``: :mod:`~ecgbook.ssl` (DINO, SimCLR).
 9. ``techniques``, one per chapter, named after it: :mod:`~ecgbook.transfer`,
-   :mod:`~ecgbook.multimodal_ssl`, :mod:`~ecgbook.lead_agnostic_ssl` (no technique imports another).
+   :mod:`~ecgbook.multimodal_ssl`, :mod:`~ecgbook.mrmnet`, :mod:`~ecgbook.lead_agnostic_ssl`, each a
+   package of the same shape (the method, the chapter's experiments as result rows, the
+   ``paper``-only protocol apart; no technique imports another).
 10. ``book``: :mod:`~ecgbook.profiles`, :mod:`~ecgbook.pages`, :mod:`~ecgbook.edition`,
     :mod:`~ecgbook.exercises`, :mod:`~ecgbook.book` (the runner).
 """

@@ -24,7 +24,7 @@ LAYERS = [
     ("evaluation", {"metrics", "evaluation", "protocol"}),
     ("plot", {"plot"}),
     ("methods shared by techniques", {"ssl"}),
-    ("techniques", {"transfer", "multimodal_ssl", "lead_agnostic_ssl"}),
+    ("techniques", {"transfer", "multimodal_ssl", "mrmnet", "lead_agnostic_ssl"}),
     ("book", {"profiles", "pages", "edition", "exercises", "book", "__main__"}),
 ]
 # Imports that go up, each with its reason; nothing else may.
