@@ -363,6 +363,24 @@ def _execute_locked(profile, chapters, root, selected, engine, stage, jobs) -> P
     return stage
 
 
+def publish_results(stage: Path, profile: str, results_root: Path | None = None) -> list[Path]:
+    """Copy ``results/<profile>/*.json`` into the staged book's ``_static/results-files/<profile>/``
+    (not ``_static/results/``: Sphinx applies the book's ``exclude_patterns``, which name
+    ``results``, to static files too), so that the HTML serves each chapter's results file next to
+    its page (the link in
+    :func:`ecgbook.pages.header_markdown`). Returns the copied files (none when nothing ran yet)."""
+    src = (results_root or config.results_dir()) / profile
+    dst = stage / "_static" / "results-files" / profile
+    if dst.exists():
+        shutil.rmtree(dst)  # files of chapters no longer run must not linger
+    copied = []
+    for f in sorted(src.glob("*.json")) if src.is_dir() else []:
+        dst.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, dst / f.name)
+        copied.append(dst / f.name)
+    return copied
+
+
 def stage_package(root: Path, stage: Path) -> None:
     """Copy the package's source (``ecgbook/**/*.py``) into the staging folder, so that the pages'
     ``literalinclude`` of ``../ecgbook/...`` shows the code of this checkout."""
@@ -446,6 +464,7 @@ def build_html(stage: Path, dest: Path, allow_unexecuted: bool = False, edition:
                            "execute them, or build with --chapters for a partial book")
     for p in placeholders:
         print(f"[ecgbook] note: {p} is shown without outputs (partial build)", flush=True)
+    publish_results(stage, stage.name)
     from . import edition as editions
 
     if edition not in editions.EDITIONS:

@@ -243,20 +243,43 @@ def reference_run_markdown(chapter: str, profile: str, root: Path | None = None,
             f"its numbers are in {where}.")
 
 
+def results_link(chapter: str, profile: str) -> str:
+    """An HTML link, from a chapter page of the built book, to this profile's results file of
+    ``chapter`` (served by the book: :func:`ecgbook.book.publish_results`)."""
+    return (f'<a href="../_static/results-files/{profile}/{chapter}.json" download>'
+            f"results/{profile}/{chapter}.json</a>")
+
+
 def header_markdown(chapter: str, profile: str, root: Path | None = None) -> str:
-    """The MyST text of :func:`header`: the profile banner, then the run-time line."""
-    return profiles.banner(profile) + "\n\n" + run_time_line(chapter, root)
+    """The MyST text of :func:`header`: the profile banner, then the run-time line and a link to
+    download the results file every number on the page comes from."""
+    return (profiles.banner(profile) + "\n\n" + run_time_line(chapter, root)
+            + f"\n\n**Results file** (every number on this page): {results_link(chapter, profile)}")
+
+
+def _header_id(chapter: str) -> str:
+    return f"ecgbook-header-{chapter}"
 
 
 def header(chapter: str, profile: str, root: Path | None = None) -> None:
     """Display the page header: the profile's banner (a MyST admonition) and the run times.
 
-    The run times are those of the *previous* runs recorded in the results files (this run's own
-    time is written at its end); chapter names are those of :mod:`ecgbook.profiles`.
+    At the top of a run the run times are those of the *previous* runs recorded in the results
+    files; the chapter calls :func:`header_update` once it has written its results, which rewrites
+    this output in place (an IPython display id, applied by the notebook executor) so that the
+    executed page shows this run's own time. Chapter names are those of :mod:`ecgbook.profiles`.
     """
     from IPython.display import Markdown, display
 
-    display(Markdown(header_markdown(chapter, profile, root)))
+    display(Markdown(header_markdown(chapter, profile, root)), display_id=_header_id(chapter))
+
+
+def header_update(chapter: str, profile: str, root: Path | None = None) -> None:
+    """Rewrite the output of :func:`header` with the run times as they are now, i.e. with the
+    results file this run has just written (call it after ``write_results``)."""
+    from IPython.display import Markdown, update_display
+
+    update_display(Markdown(header_markdown(chapter, profile, root)), display_id=_header_id(chapter))
 
 
 def tidy_table(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:

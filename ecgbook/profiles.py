@@ -34,7 +34,7 @@ PRETRAIN_SCHEDULES = ("fixed", "cosine")
 #: The classroom profile's data, by name: fixed subsets of the offline mirror (see
 #: ``data/README.md``: PhysioNet's files laid out as HOST/PATH), the same on every machine.
 CLASSROOM_SUBSETS = {
-    "PTB-XL": "ecg_id 1–1000 (the 994 records of them that PTB-XL 1.0.3 keeps), 100 Hz",
+    "PTB-XL": "the first 1,000 records of PTB-XL 1.0.3 by ecg_id (ecg_id 1–1012), 100 Hz",
     "MIT-BIH": "the first 11 records of each of de Chazal's DS1 and DS2 (primer); all 44 "
                "non-paced records, at most 250 beats per class (transfer)",
     "CinC 2017": "records A00001–A01000",

@@ -181,3 +181,43 @@ def test_the_reference_run_beside_a_smaller_profile(tmp_path):
         pages.reference_run("baseline", "classroom", tmp_path)
     with pytest.raises(ValueError, match="unknown profile 'huge'"):
         pages.reference_run("baseline", "huge", tmp_path)
+
+
+def test_the_header_shows_this_runs_time_once_the_results_are_written(tmp_path):
+    """pages.header displays under a display id; header_update, after write_results, rewrites that
+    output in the executed notebook (nbclient applies update_display_data), so the banner's run
+    times include the run on the page instead of the previous one."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    root = str(tmp_path)
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(f"from pathlib import Path\nfrom ecgbook import pages\n"
+                                  f"pages.header('primer', 'smoke', Path({root!r}))"),
+        nbformat.v4.new_code_cell(f"from ecgbook.results import write_results\n"
+                                  f"write_results('primer', 'smoke', metrics=[], params={{}}, seed=0, device='cpu',"
+                                  f" datasets={{}}, wall_time_s=42.0, root=Path({root!r}))"),
+        nbformat.v4.new_code_cell(f"pages.header_update('primer', 'smoke', Path({root!r}))"),
+    ])
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    first = "".join(o["data"]["text/markdown"] for o in nb.cells[0].outputs if "text/markdown" in o.get("data", {}))
+    assert "smoke 42 s on cpu" in first and "not measured yet" not in first
+    assert not any("text/markdown" in o.get("data", {}) for o in nb.cells[2].outputs)  # it updates, adds nothing
+
+
+def test_every_page_links_its_results_file_and_the_book_serves_it(tmp_path):
+    from ecgbook import book
+
+    head = pages.header_markdown("baseline", "classroom", tmp_path)
+    assert '<a href="../_static/results-files/classroom/baseline.json" download>' in head
+    _write(tmp_path, "classroom", "baseline", 10.0)
+    _write(tmp_path, "classroom", "mrmnet", 10.0)
+    stage = tmp_path / "stage" / "classroom"
+    (stage / "_static" / "results-files" / "classroom").mkdir(parents=True)
+    (stage / "_static" / "results-files" / "classroom" / "old.json").write_text("{}")  # a chapter no longer run
+    copied = book.publish_results(stage, "classroom", results_root=tmp_path)
+    assert sorted(p.name for p in copied) == ["baseline.json", "mrmnet.json"]
+    served = stage / "_static" / "results-files" / "classroom"
+    assert sorted(p.name for p in served.iterdir()) == ["baseline.json", "mrmnet.json"]
+    assert json.loads((served / "baseline.json").read_text())["chapter"] == "baseline"
+    assert book.publish_results(tmp_path / "stage" / "smoke", "smoke", results_root=tmp_path) == []

@@ -152,7 +152,7 @@ def test_unknown_names():
 def test_banners():
     assert profiles.banner("smoke").startswith(":::{warning}") and "mean nothing" in profiles.banner("smoke")
     classroom = profiles.banner("classroom")
-    assert classroom.startswith(":::{important}") and "ecg_id 1–1000" in classroom and classroom.endswith(":::")
+    assert classroom.startswith(":::{important}") and "ecg_id 1–1012" in classroom and classroom.endswith(":::")
     assert profiles.banner("tutorial").startswith(":::{note}")
     with pytest.raises(ValueError):
         profiles.banner("fast")
@@ -239,3 +239,18 @@ def test_each_chapter_defines_its_parameters_once():
         assert not_passed_through == [], f"{page}: resolve must pass each parameter as name=name: {not_passed_through}"
         for profile in profiles.PROFILES:
             assert set(profiles.PROFILES[profile][chapter]) == names, (profile, chapter)
+
+
+def test_the_classroom_banner_states_the_records_the_classroom_runs_use(mirror):
+    """The banner said "ecg_id 1–1000 (the 994 records ...)" while a run takes the first 1,000
+    metadata rows (ids up to 1012): the text and every classroom PTB-XL budget must agree."""
+    import pandas as pd
+
+    root = mirror / "physionet.org" / "files" / "ptb-xl" / "1.0.3"
+    ids = pd.read_csv(root / "ptbxl_database.csv", usecols=["ecg_id"])["ecg_id"].to_numpy()
+    for chapter, key in [("primer", "max_records"), ("baseline", "max_records"), ("multimodal_ssl", "max_records"),
+                         ("mrmnet", "max_records"), ("lead_agnostic_ssl", "ptbxl_records")]:
+        n = profiles.resolve(chapter, "classroom")[key]
+        assert f"the first {n:,} records" in profiles.CLASSROOM_SUBSETS["PTB-XL"], chapter
+        assert f"ecg_id 1–{ids[n - 1]}" in profiles.CLASSROOM_SUBSETS["PTB-XL"], chapter
+    assert profiles.CLASSROOM_SUBSETS["PTB-XL"] in profiles.banner("classroom")
