@@ -13,8 +13,6 @@ warnings:
 - :func:`seed_outliers` / :func:`check_seeds` — a seed whose value lies far from the others
   (leave-one-out robust distance, with an absolute floor so that three nearly equal seeds do not
   raise warnings over the third decimal).
-- :func:`warnings_markdown` — the warnings as one MyST admonition for a chapter page (or an
-  empty string when there is nothing to warn about).
 - :data:`BLOCKING_TAGS`, :func:`blocking`, :func:`flagged_runs`, :func:`verdict_markdown` — which
   warnings mean a run's numbers support no conclusion, which runs they name, and the page's
   verdict counted in runs (not in warnings).
@@ -204,16 +202,6 @@ def check_seeds(values: Mapping[Hashable, float] | Sequence[float], *, name: str
     return out
 
 
-def warnings_markdown(warnings: Sequence[str], *, title: str = "Run health") -> str:
-    """The warnings as one MyST ``warning`` admonition (a bullet per warning), or ``""`` when
-    there are none. For ``display(Markdown(...))`` with ``nb_render_markdown_format: myst``."""
-    warnings = [w for w in warnings if w]
-    if not warnings:
-        return ""
-    items = "\n".join(f"- {w}" for w in warnings)
-    return f":::{{warning}} {title}\n{items}\n:::"
-
-
 def plot_seed_curves(curves: Mapping[str, Sequence[tuple]], *, score_key: str = "val_score",
                      ylabel: str = "validation macro AUROC", columns: int = 2, panel_size=(3.4, 2.4)):
     """Validation curves of several seeds, one panel per model/task, kept epochs marked.
@@ -277,8 +265,8 @@ def flagged_runs(warnings: Sequence[str]) -> dict[str, list[str]]:
 
 def verdict_markdown(warnings: Sequence[str], n_runs: int, *, what: str = "training runs",
                      reference: str = "") -> str:
-    """The page's run-health verdict, counted in runs: a MyST ``note`` when no run has a blocking
-    warning, else a ``warning`` admonition saying how many of ``n_runs`` failed and why (tags per
+    """The page's run-health verdict, counted in runs: an admonition titled "Run health", in the
+    note style when no run has a blocking warning, else in the warning style saying how many of ``n_runs`` failed and why (tags per
     run), that their numbers demonstrate the mechanics only, and ``reference`` (e.g. where the
     reference run's numbers are shown) — followed by every warning, blocking or not.
 
@@ -290,10 +278,11 @@ def verdict_markdown(warnings: Sequence[str], n_runs: int, *, what: str = "train
     items = "\n".join(f"- {w}" for w in warnings if w)
     if not runs:
         body = f"All {n_runs} {what} passed the health checks."
-        return f":::{{note}} Run health\n{body}" + (f" Other remarks:\n\n{items}" if items else "") + "\n:::"
+        return (f":::{{admonition}} Run health\n:class: note\n{body}" + (f" Other remarks:\n\n{items}" if items else "")
+                + "\n:::")
     tags = sorted({t for ts in runs.values() for t in ts})
     body = (f"**{len(runs)} of {n_runs} {what} failed a health check** ({', '.join(t.lower() for t in tags)}): "
             f"their numbers demonstrate the mechanics only and support no conclusion.")
     if reference:
         body += " " + reference
-    return f":::{{warning}} Run health\n{body}\n\n{items}\n:::"
+    return f":::{{admonition}} Run health\n:class: warning\n{body}\n\n{items}\n:::"

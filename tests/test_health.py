@@ -88,13 +88,10 @@ def test_seed_outliers():
     assert health.seed_outliers([0.87, 0.86, 0.83], min_gap=0.02, k=3) == [2]
 
 
-def test_check_seeds_and_markdown():
+def test_check_seeds():
     w = health.check_seeds({0: 0.87, 1: 0.86, 7: 0.70}, name="rhythm, baseline")
     assert w == ["SEED OUTLIER — rhythm, baseline: seed 7 gives test macro AUROC 0.700, far from the "
                  "other seeds (median 0.865): one seed would tell a different story."]
-    assert health.warnings_markdown([]) == ""
-    md = health.warnings_markdown(w + ["x"])
-    assert md.startswith(":::{warning} Run health\n- SEED OUTLIER") and md.endswith("\n- x\n:::")
 
 
 def test_plot_seed_curves_marks_kept_epochs():
@@ -130,12 +127,13 @@ def test_flagged_runs_count_runs_not_warnings():
 def test_verdict_counts_runs_and_says_what_the_numbers_support():
     ws = ["KEPT LAST EPOCH — a, seed 0: x", "STILL RISING — a, seed 0: y", "SEED OUTLIER — a: seed 2"]
     md = health.verdict_markdown(ws, 9, what="fine-tuning runs", reference="See the reference run.")
-    assert md.startswith(":::{warning} Run health\n**1 of 9 fine-tuning runs failed a health check** "
+    assert md.startswith(":::{admonition} Run health\n:class: warning\n**1 of 9 fine-tuning runs failed a health check** "
                          "(kept last epoch, still rising)")
     assert "support no conclusion. See the reference run." in md and "- SEED OUTLIER — a: seed 2" in md
     ok = health.verdict_markdown(ws[2:], 3)
-    assert ok.startswith(":::{note} Run health\nAll 3 training runs passed the health checks.")
+    assert ok.startswith(":::{admonition} Run health\n:class: note\nAll 3 training runs passed the health checks.")
     assert "SEED OUTLIER" in ok
-    assert health.verdict_markdown([], 2) == ":::{note} Run health\nAll 2 training runs passed the health checks.\n:::"
+    assert health.verdict_markdown([], 2) == (
+        ":::{admonition} Run health\n:class: note\nAll 2 training runs passed the health checks.\n:::")
     with pytest.raises(ValueError, match="2 flagged runs but n_runs=1"):
         health.verdict_markdown(["AT CHANCE — a: x", "AT CHANCE — b: y"], 1)
