@@ -39,7 +39,7 @@ FIRST_EPOCH_MIN = 3    # epochs trained before "kept the first epoch" counts as 
 #: Tags of warnings after which a run's numbers support no conclusion (the run did not converge,
 #: failed, or collapsed); ``SEED OUTLIER`` is not among them (a comparison's sign rule covers a seed
 #: that disagrees). The collapse tags are those of :func:`ecgbook.ssl.collapse_warnings`.
-BLOCKING_TAGS = ("DIVERGED", "AT CHANCE", "KEPT FIRST EPOCH", "KEPT LAST EPOCH", "STILL RISING",
+BLOCKING_TAGS = ("DIVERGED", "AT CHANCE", "KEPT FIRST EPOCH", "NO GAIN", "KEPT LAST EPOCH", "STILL RISING",
                  "UNIFORM COLLAPSE", "ONE-PROTOTYPE COLLAPSE", "NO SIGNAL")
 
 
@@ -54,7 +54,8 @@ def check_history(history: Sequence[Mapping], *, best_epoch: int | None = None, 
                   score_key: str = "val_score", loss_keys: Sequence[str] = ("train_loss", "val_loss"),
                   higher_is_better: bool = True, window: int = RISING_WINDOW, tol: float = RISING_TOL,
                   chance: float | None = CHANCE, chance_margin: float = CHANCE_MARGIN,
-                  max_epochs: int | None = None, first_epoch_min: int = FIRST_EPOCH_MIN) -> list[str]:
+                  max_epochs: int | None = None, first_epoch_min: int = FIRST_EPOCH_MIN,
+                  min_gain: float | None = None) -> list[str]:
     """Warnings about one training run, from its per-epoch ``history``.
 
     Parameters
@@ -82,11 +83,15 @@ def check_history(history: Sequence[Mapping], *, best_epoch: int | None = None, 
     first_epoch_min:
         *Kept first epoch*: the kept epoch is the first of at least ``first_epoch_min`` epochs
         trained (default 3): training never improved on it, so the run learned nothing it kept.
+    min_gain:
+        *No gain* (off by default): the kept epoch, a later one, beats the first epoch by no more
+        than ``min_gain`` after at least ``first_epoch_min`` epochs — e.g. a pre-training whose
+        selecting probe moves by noise only (chapter 04 passes :data:`RISING_TOL`).
 
     Returns
     -------
     list of str, one sentence per problem (empty when the run looks healthy), each starting
-    with a short tag in capitals: ``DIVERGED``, ``AT CHANCE``, ``KEPT FIRST EPOCH``,
+    with a short tag in capitals: ``DIVERGED``, ``AT CHANCE``, ``KEPT FIRST EPOCH``, ``NO GAIN``,
     ``KEPT LAST EPOCH``, ``STILL RISING``.
 
     Raises
@@ -130,6 +135,12 @@ def check_history(history: Sequence[Mapping], *, best_epoch: int | None = None, 
     if best_epoch == epochs[0] and len(history) >= first_epoch_min:
         out.append(f"KEPT FIRST EPOCH — {prefix}the kept epoch ({best_epoch}) is the first of {len(history)}: "
                    f"the validation score ({score_key}) never improved on it, so training added nothing.")
+    elif min_gain is not None and len(history) >= first_epoch_min and not np.isnan(scores[0]):
+        kept = float(scores[epochs.index(best_epoch)])
+        if sign * (kept - scores[0]) <= min_gain:
+            out.append(f"NO GAIN — {prefix}the kept epoch ({best_epoch}) scores {kept:.3f} ({score_key}), within "
+                       f"{min_gain} of the first epoch's {scores[0]:.3f} after {len(history)} epochs: "
+                       "training moved the score by noise only.")
     budget_used = max_epochs is None or len(history) >= max_epochs
     if best_epoch == epochs[-1] and budget_used and len(history) > 1:
         out.append(f"KEPT LAST EPOCH — {prefix}the kept epoch ({best_epoch}) is the last one trained: "

@@ -137,3 +137,14 @@ def test_verdict_counts_runs_and_says_what_the_numbers_support():
         ":::{admonition} Run health\n:class: note\nAll 2 training runs passed the health checks.\n:::")
     with pytest.raises(ValueError, match="2 flagged runs but n_runs=1"):
         health.verdict_markdown(["AT CHANCE — a: x", "AT CHANCE — b: y"], 1)
+
+
+def test_no_gain_over_the_first_epoch_when_asked():
+    """The tutorial dino_time probe: kept epoch 1 at 0.826 after 0.824, then flat (issue 20)."""
+    probe = history([0.8235, 0.8263, 0.8225, 0.822, 0.823, 0.8224, 0.8222, 0.8228, 0.8245, 0.8227])
+    assert health.check_history(probe) == []  # off by default
+    w = health.check_history(probe, min_gain=0.005, name="dino_time")
+    assert tags(w) == ["NO GAIN"] and "kept epoch (1) scores 0.826" in w[0] and "first epoch's 0.824" in w[0]
+    rising = history([0.69, 0.67, 0.70, 0.72, 0.722, 0.7225, 0.7223])
+    assert "NO GAIN" not in tags(health.check_history(rising, min_gain=0.005))
+    assert health.flagged_runs(w) == {"dino_time": ["NO GAIN"]}
