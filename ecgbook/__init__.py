@@ -15,12 +15,17 @@ Layers, lowest first; each module imports only its own layer and the ones before
 6. ``evaluation``: :mod:`~ecgbook.metrics`, :mod:`~ecgbook.evaluation` (folds, cross-validation),
    :mod:`~ecgbook.protocol` (the PTB-XL protocol and the multi-seed comparisons).
 7. ``plot``.
-8. ``methods shared by techniques``: :mod:`~ecgbook.ssl` (DINO, SimCLR).
+8. ``methods shared by techniques``: :mod:`~ecgbook.ssl` (DINO, SimCLR), :mod:`~ecgbook.comparison`
+   (the one interface every technique's methods implement, the identical leak-free splits and the
+   statistics of a comparison).
 9. ``techniques``, one per chapter, named after it: :mod:`~ecgbook.transfer`,
    :mod:`~ecgbook.multimodal_ssl`, :mod:`~ecgbook.mrmnet`, :mod:`~ecgbook.lead_agnostic_ssl`, each a
    package of the same shape (the method, the chapter's experiments as result rows, the
    ``paper``-only protocol apart; no technique imports another).
-10. ``book``: :mod:`~ecgbook.profiles`, :mod:`~ecgbook.pages`, :mod:`~ecgbook.edition`,
+10. ``techniques side by side``: :mod:`~ecgbook.side_by_side`, the comparison chapter's package:
+    it gathers the methods of every technique through :mod:`~ecgbook.comparison` (the only module
+    that imports several techniques).
+11. ``book``: :mod:`~ecgbook.profiles`, :mod:`~ecgbook.pages`, :mod:`~ecgbook.edition`,
     :mod:`~ecgbook.exercises`, :mod:`~ecgbook.book` (the runner).
 """
 __version__ = "0.1.0"

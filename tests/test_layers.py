@@ -23,8 +23,9 @@ LAYERS = [
     ("train", {"batches", "train", "distributed", "augment", "checkpoints"}),
     ("evaluation", {"metrics", "evaluation", "protocol"}),
     ("plot", {"plot"}),
-    ("methods shared by techniques", {"ssl"}),
+    ("methods shared by techniques", {"ssl", "comparison"}),
     ("techniques", {"transfer", "multimodal_ssl", "mrmnet", "lead_agnostic_ssl"}),
+    ("techniques side by side", {"side_by_side"}),
     ("book", {"profiles", "pages", "edition", "exercises", "book", "__main__"}),
 ]
 # Imports that go up, each with its reason; nothing else may.

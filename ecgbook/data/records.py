@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 import wfdb
 
 #: The twelve standard leads in the conventional order.
@@ -18,6 +19,62 @@ STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4",
 #: Other lead names that occur in the databases of this book (Holter and single-lead devices).
 OTHER_LEADS = ("MLII", "MLIII", "ML1", "V", "ECG", "X", "Y", "Z", "VX", "VY", "VZ")
 _CANONICAL = {name.upper(): name for name in STANDARD_LEADS + OTHER_LEADS}
+
+#: The reduced lead sets of the book (Oh et al. 2022, Sec. 4; names in the 12-lead layout), used by
+#: the lead-agnostic chapter and the side-by-side chapter.
+LEAD_SUBSETS = {
+    12: tuple(STANDARD_LEADS),
+    6: ("I", "II", "III", "aVR", "aVL", "aVF"),
+    3: ("I", "II", "V2"),
+    2: ("I", "II"),
+    1: ("I",),
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Lead layout
+# ----------------------------------------------------------------------------------------------
+def zero_fill(x: np.ndarray, leads, layout=STANDARD_LEADS) -> np.ndarray:
+    """Place ``x`` ``(..., len(leads), samples)`` into the 12-lead ``layout``, absent leads zero.
+
+    Lead ``leads[i]`` goes to row ``layout.index(leads[i])``. Raises ``ValueError`` for a lead not
+    in the layout, a repeated lead, or a shape that does not match ``leads``.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    leads = list(leads)
+    if x.ndim < 2 or x.shape[-2] != len(leads):
+        raise ValueError(f"zero_fill: x has shape {x.shape}, expected (..., {len(leads)} leads, samples)")
+    unknown = [l for l in leads if l not in layout]
+    if unknown or len(set(leads)) != len(leads):
+        raise ValueError(f"zero_fill: leads {leads} must be distinct names of the layout {list(layout)}")
+    out = np.zeros(x.shape[:-2] + (len(layout), x.shape[-1]), dtype=np.float32)
+    out[..., [list(layout).index(l) for l in leads], :] = x
+    return out
+
+
+def keep_leads(x, subset, layout=STANDARD_LEADS):
+    """Zero every lead of ``x`` ``(..., 12, samples)`` not in ``subset`` (lead names); positions kept.
+
+    Works on NumPy arrays and torch tensors (a copy). Raises ``ValueError`` for an unknown lead.
+    """
+    unknown = [l for l in subset if l not in layout]
+    if unknown:
+        raise ValueError(f"keep_leads: unknown lead(s) {unknown}; layout is {list(layout)}")
+    keep = np.isin(np.array(layout), list(subset))
+    if isinstance(x, torch.Tensor):  # masked on its own device
+        return x * torch.as_tensor(keep, dtype=x.dtype, device=x.device)[:, None]
+    out = np.array(x, dtype=np.float32, copy=True)
+    out[..., ~keep, :] = 0.0
+    return out
+
+
+def lead_indices(subset, layout=STANDARD_LEADS) -> list[int]:
+    """Rows of the leads ``subset`` (names) in ``layout``, in the layout's order (e.g. for a model trained on
+    that lead set only). Raises ``ValueError`` for an unknown lead."""
+    unknown = [l for l in subset if l not in layout]
+    if unknown:
+        raise ValueError(f"lead_indices: unknown lead(s) {unknown}; layout is {list(layout)}")
+    return [i for i, l in enumerate(layout) if l in subset]
 
 
 class RecordError(ValueError):
