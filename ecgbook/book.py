@@ -148,8 +148,10 @@ def _register_progress_engine() -> str:
 
 #: Chapters that read another chapter's results files (stem part -> stem parts it waits for):
 #: the MRM-Net chapter reuses the baseline chapter's runs (``chapters/05_mrmnet.md``, "The baseline
-#: here is the baseline chapter's"). The :data:`SUMMARY_PAGES` wait for every other chapter.
-DEPENDS_ON = {"05_mrmnet": ("02_baseline",)}
+#: here is the baseline chapter's"); the side-by-side chapter's leak table reads chapters 03–06
+#: (``ecgbook.side_by_side.leaks``). The :data:`SUMMARY_PAGES` wait for every other chapter.
+DEPENDS_ON = {"05_mrmnet": ("02_baseline",),
+              "07_side_by_side": ("03_transfer", "04_multimodal", "05_mrmnet", "06_lead_agnostic")}
 
 
 def failed_path(out: Path) -> Path:

@@ -41,6 +41,7 @@ from . import health
 from .data.records import LEAD_SUBSETS, lead_indices
 from .metrics import macro_auroc
 from .models.common import count_parameters
+from .models.resnet1d import ResNet1dWang
 from .protocol import aggregate_rows, auroc_row, compare_over_seeds, direction, pooled_scores, prepare_arrays, \
     train_and_test
 from .results import signed_interval
@@ -233,20 +234,34 @@ class SupervisedMethod(Method):
 # --------------------------------------------------------------------------------------------- the grid
 
 
-def grid_cells(fractions: Sequence[float], lead_sets: Sequence[int], seeds: Sequence[int]) -> list[Cell]:
-    """The cells of the comparison: every label fraction at 12 leads, and every other lead set at 100 %
-    of the labels, for every seed. Raises ``ValueError`` for an unknown lead set or a fraction
-    outside (0, 1]."""
-    bad = [n for n in lead_sets if n not in LEAD_SUBSETS]
+def grid_cells(fractions: Sequence[float], lead_sets: Sequence[int], seeds: Sequence[int],
+               fraction_leads: Sequence[int] = (12, 1)) -> list[Cell]:
+    """The cells of the comparison, for every seed: every label fraction at each lead set of
+    ``fraction_leads`` that is in ``lead_sets`` (the label-fraction curve at 12 leads and at one lead),
+    and every lead set at 100 % of the labels (the lead-set curve). Raises ``ValueError`` for an
+    unknown lead set or a fraction outside (0, 1]."""
+    bad = [n for n in list(lead_sets) + list(fraction_leads) if n not in LEAD_SUBSETS]
     if bad:
         raise ValueError(f"grid_cells: lead sets {bad} unknown; expected some of {sorted(LEAD_SUBSETS)}")
     bad = [f for f in fractions if not 0 < f <= 1]
     if bad:
         raise ValueError(f"grid_cells: label fractions {bad} outside (0, 1]")
-    pairs = [(float(f), 12) for f in sorted(fractions)] + [(1.0, int(n)) for n in sorted(lead_sets, reverse=True)
-                                                          if n != 12]
+    if not lead_sets or not fractions or not seeds:
+        raise ValueError("grid_cells: need at least one label fraction, lead set and seed")
+    pairs = [(float(f), int(n)) for n in sorted(set(lead_sets), reverse=True) if n in fraction_leads
+             for f in sorted(fractions)]
+    pairs += [(1.0, int(n)) for n in sorted(set(lead_sets), reverse=True)]
     pairs = list(dict.fromkeys(pairs))
     return [Cell(f, n, int(s)) for f, n in pairs for s in seeds]
+
+
+def baseline(*, epochs: int, batch_size: int, lr: float, patience: int | None = None) -> SupervisedMethod:
+    """The book's supervised baseline, ``resnet1d_wang`` (chapter 02; Strodthoff et al. 2021), as a
+    :class:`SupervisedMethod` on the lead set's channels."""
+    return SupervisedMethod("resnet1d_wang", lambda leads, classes: ResNet1dWang(n_leads=leads, n_classes=classes),
+                            epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, chapter="02",
+                            description="1-D residual network trained from scratch on the lead set "
+                                        "(the PTB-XL benchmark's protocol)")
 
 
 @dataclass
@@ -318,7 +333,7 @@ def run_grid(methods: Sequence[Method], data: ComparisonData, *, test_folds: Seq
                     raise ValueError(f"{m.name}: test scores of shape {run.test_scores.shape}, expected "
                                      f"{(len(split.test), len(data.classes))}")
                 grid.runs[m.name, cell.label_fraction, cell.leads, cell.seed, t] = run
-                say(f"{m.name}: fold {t}, {cell.label_fraction:.0%} labels, {cell.leads} lead(s), seed {cell.seed}: "
+                say(f"{m.name}: fold {t}, {100 * cell.label_fraction:g} % labels, {cell.leads} lead(s), seed {cell.seed}: "
                     f"{run.seconds:.0f} s")
     return grid
 
@@ -334,7 +349,7 @@ def run_health(grid: Grid, method: str, fraction: float, leads: int) -> list[str
         if (name, f, n) != (method, fraction, leads) or not run.history:
             continue
         out += health.check_history(run.history, best_epoch=run.best_epoch, max_epochs=run.epochs,
-                                    name=f"{name}, {f:.0%} labels, {n} lead(s), seed {seed}, test fold {t}")
+                                    name=f"{name}, {100 * f:g} % labels, {n} lead(s), seed {seed}, test fold {t}")
     return out
 
 
@@ -455,7 +470,7 @@ def best_method(rows: Sequence[Mapping], fraction: float, leads: int, *, grid: G
 
 def verdict_text(best: Mapping) -> str:
     """One sentence for a cell of the which-method-when figure, from :func:`best_method`."""
-    where = f"{best['label_fraction']:.0%} of the labels, {best['leads']} lead{'s' if best['leads'] != 1 else ''}"
+    where = f"{100 * best['label_fraction']:g} % of the labels, {best['leads']} lead{'s' if best['leads'] != 1 else ''}"
     if best["best"] is None:
         return f"{where}: no method's runs passed the health checks; no conclusion."
     if best["runner_up"] is None:

@@ -668,3 +668,77 @@ def check_gate_fusion(fn: Callable) -> bool:
             return _report(name, False, f"{label}: h[{i}, {j}] ({part}) is {v:.5f}, expected {e:.5f}")
     return _report(name, True, f"g and h match FusionClassifier.fuse on {len(cases)} cases "
                                "(random, zero, biased and saturated gates)")
+
+
+# --------------------------------------------------------------------------------------- side by side
+
+
+def check_paired_bootstrap(fn: Callable) -> bool:
+    """Check ``fn(y_true, scores_a, scores_b, n_boot, seed) -> (diff, low, high)``: the macro-AUROC
+    difference A − B on the same records and its 95 % percentile interval from resampling the
+    records **jointly** for both models (a paired bootstrap).
+
+    Compared with :func:`ecgbook.metrics.paired_bootstrap` on seeded multi-label cases ``(records,
+    classes)`` = (400, 5): the point difference to 1e-9, the interval ends within 0.01 (2,000
+    resamples; another random stream moves them by less). Two strongly correlated models make an
+    unpaired bootstrap (each model's records drawn separately) several times too wide, so it fails.
+    """
+    from .metrics import macro_auroc, paired_bootstrap
+
+    name = "check_paired_bootstrap"
+    rng = np.random.default_rng(7)
+    y = (rng.random((400, 5)) < 0.25).astype(np.uint8)
+    a = y * 1.2 + rng.normal(size=y.shape)
+    cases = [("B = A + small noise (correlated models)", a, a + 0.3 * rng.normal(size=y.shape)),
+             ("B independent of A", a, y * 0.8 + rng.normal(size=y.shape))]
+    for label, sa, sb in cases:
+        want = paired_bootstrap(macro_auroc, y, sa, sb, n_boot=2000, seed=0)
+        ok, got = _call(name, fn, y.copy(), sa.copy(), sb.copy(), 2000, 0,
+                        returns=(lambda v: isinstance(v, (tuple, list)) and len(v) == 3, "a tuple (diff, low, high)"))
+        if not ok:
+            return _report(name, False, got)
+        diff, low, high = (float(v) for v in got)
+        if not np.isclose(diff, want["diff"], atol=1e-9):
+            return _report(name, False, f"{label}: difference {diff:.6f}, expected {want['diff']:.6f} "
+                                        "(macro AUROC of A minus that of B on all records)")
+        if abs(low - want["low"]) > 0.01 or abs(high - want["high"]) > 0.01:
+            return _report(name, False, f"{label}: interval [{low:.4f}, {high:.4f}], expected about "
+                                        f"[{want['low']:.4f}, {want['high']:.4f}] — resample the same records "
+                                        "for both models, and take the 2.5th and 97.5th percentiles")
+    return _report(name, True, "matches the paired bootstrap on correlated and independent models")
+
+
+def check_lead_loss(fn: Callable) -> bool:
+    """Check ``fn(rows) -> {method: loss}``: from the chapter's result rows, each method's pooled
+    macro AUROC at 12 leads minus that at 1 lead, both at 100 % of the labels (rows with
+    ``evaluation == "pooled over seeds"``), for every method that has both.
+
+    Compared on made-up rows with decoys: per-seed and mean rows, another label fraction, a method
+    with only 12 leads, and a delta row."""
+    name = "check_lead_loss"
+    rows = []
+    values = {"alpha": (0.90, 0.80), "beta": (0.85, 0.84), "gamma": (0.80, 0.83)}
+    for m, (v12, v1) in values.items():
+        for leads, v in ((12, v12), (1, v1)):
+            rows.append({"model": m, "evaluation": "pooled over seeds", "metric": "macro_auroc",
+                         "label_fraction": 1.0, "leads": leads, "value": v})
+            rows.append({"model": m, "evaluation": "per seed", "metric": "macro_auroc", "seed": 0,
+                         "label_fraction": 1.0, "leads": leads, "value": v - 0.05})
+            rows.append({"model": m, "evaluation": "pooled over seeds", "metric": "macro_auroc",
+                         "label_fraction": 0.1, "leads": leads, "value": v - 0.2})
+    rows.append({"model": "delta", "evaluation": "pooled over seeds", "metric": "macro_auroc",
+                 "label_fraction": 1.0, "leads": 12, "value": 0.7})
+    rows.append({"model": "alpha", "evaluation": "vs baseline", "metric": "delta_macro_auroc",
+                 "label_fraction": 1.0, "leads": 1, "value": 0.3})
+    want = {m: v12 - v1 for m, (v12, v1) in values.items()}
+    ok, got = _call(name, fn, [dict(r) for r in rows], returns=(lambda v: isinstance(v, dict), "a dict {method: loss}"))
+    if not ok:
+        return _report(name, False, got)
+    if set(got) != set(want):
+        return _report(name, False, f"methods {sorted(got)}, expected {sorted(want)} (only methods with both "
+                                    "12 leads and 1 lead at 100 % of the labels)")
+    for m, v in want.items():
+        if not np.isclose(float(got[m]), v, atol=1e-9):
+            return _report(name, False, f"{m}: {float(got[m]):+.3f}, expected {v:+.3f} (12 leads minus 1 lead, "
+                                        "pooled over seeds, 100 % of the labels)")
+    return _report(name, True, f"the 12 → 1 lead loss of {len(want)} methods, decoys ignored")

@@ -195,6 +195,35 @@ PROFILES: dict[str, dict[str, dict]] = {
     },
 }
 
+# The side-by-side chapter (07): every technique on identical splits. Budgets per profile; the
+# tutorial grid is the full one (test folds 7-10, 2 seeds, 1/10/100 %, 5 lead sets), meant for a GPU.
+_SIDE_BY_SIDE = {
+    "smoke": {"max_records": 400, "task": "superdiagnostic", "test_folds": [10], "seeds": [0],
+              "fractions": [0.5, 1.0], "lead_sets": [12, 1], "methods": ["resnet1d_wang", "mrmnet", "transfer_2d", "dino", "w2v"],
+              "controls": True, "epochs": 1, "batch_size": 64, "lr": 1e-2, "mrmnet_lr": 1e-3, "image_size": 32,
+              "dino_size": "tiny", "dino_pretrain_epochs": 1, "dino_finetune_epochs": 1, "w2v_size": "smoke",
+              "w2v_pretrain_epochs": 1, "w2v_finetune_epochs": 1, "cinc_records": 16, "n_boot": 50},
+    "classroom": {"max_records": 1000, "task": "superdiagnostic", "test_folds": [10], "seeds": [0],
+                  "fractions": [0.1, 1.0], "lead_sets": [12, 1], "methods": ["resnet1d_wang", "mrmnet", "transfer_2d", "dino", "w2v"],
+                  "controls": True, "epochs": 5, "batch_size": 64, "lr": 1e-2, "mrmnet_lr": 1e-3, "image_size": 64,
+                  "dino_size": "small", "dino_pretrain_epochs": 3, "dino_finetune_epochs": 3,
+                  "w2v_size": "tutorial", "w2v_pretrain_epochs": 2, "w2v_finetune_epochs": 2,
+                  "cinc_records": 200, "n_boot": 200},
+    "tutorial": {"max_records": TUTORIAL_PTBXL_RECORDS, "task": "superdiagnostic", "test_folds": [7, 8, 9, 10],
+                 "seeds": [0, 1], "fractions": [0.01, 0.1, 1.0], "lead_sets": [12, 6, 3, 2, 1],
+                 "methods": ["resnet1d_wang", "mrmnet", "transfer_2d", "dino", "w2v"], "controls": True, "epochs": 15, "batch_size": 64,
+                 "lr": 1e-2, "mrmnet_lr": 1e-3, "image_size": 128, "dino_size": "small", "dino_pretrain_epochs": 10,
+                 "dino_finetune_epochs": 8, "w2v_size": "tutorial", "w2v_pretrain_epochs": 3,
+                 "w2v_finetune_epochs": 4, "cinc_records": 300, "n_boot": 1000},
+    "paper": {"max_records": None, "task": "superdiagnostic", "test_folds": [7, 8, 9, 10], "seeds": [0, 1, 2, 3, 4],
+              "fractions": [0.01, 0.1, 1.0], "lead_sets": [12, 6, 3, 2, 1], "methods": ["resnet1d_wang", "mrmnet", "transfer_2d", "dino", "w2v"],
+              "controls": True, "epochs": 50, "batch_size": 128, "lr": 1e-2, "mrmnet_lr": 1e-3, "image_size": 224,
+              "dino_size": "paper", "dino_pretrain_epochs": 100, "dino_finetune_epochs": 50, "w2v_size": "paper",
+              "w2v_pretrain_epochs": 200, "w2v_finetune_epochs": 100, "cinc_records": None, "n_boot": 1000},
+}
+for _name, _chapters in PROFILES.items():
+    _chapters["side_by_side"] = _SIDE_BY_SIDE[_name]
+
 # The SSL chapters train the supervised resnet1d_wang baseline with the baseline chapter's learning
 # rate: a parameter of their own (``baseline_lr``), whose value in each profile is that one.
 for _chapters in PROFILES.values():
@@ -336,6 +365,21 @@ def specs(chapter: str) -> dict[str, Param]:
                 "arcface_epochs": _count(), "arcface_lr": _rate(), "arcface_recordings": _count(none=True),
                 "baseline_lr": _rate(), "pretrain_schedule": Param("str", choices=PRETRAIN_SCHEDULES),
                 "pretrain_warmup": Param("float", low=0, high=1, high_open=True), "anneal_to_end": Param("bool")}
+    if chapter == "side_by_side":
+        from .comparison import HELD_OUT_FOLDS
+        from .data.records import LEAD_SUBSETS
+        from .models.wav2vec2 import SIZES
+        from .multimodal_ssl import ENCODER_SIZES
+        from .side_by_side import METHOD_GROUPS
+        return {"max_records": _count(none=True), "task": Param("str", choices=TASKS),
+                "test_folds": Param("list", item=Param("int", choices=HELD_OUT_FOLDS)), "seeds": _SEEDS,
+                "fractions": _FRACTIONS, "lead_sets": Param("list", item=Param("int", choices=tuple(LEAD_SUBSETS))),
+                "methods": _names(METHOD_GROUPS), "controls": Param("bool"), "epochs": _count(),
+                "batch_size": _count(), "lr": _rate(), "mrmnet_lr": _rate(), "image_size": _count(low=32),
+                "dino_size": Param("str", choices=tuple(ENCODER_SIZES)), "dino_pretrain_epochs": _count(),
+                "dino_finetune_epochs": _count(), "w2v_size": Param("str", choices=tuple(SIZES)),
+                "w2v_pretrain_epochs": _count(), "w2v_finetune_epochs": _count(), "cinc_records": _count(none=True),
+                "n_boot": _count()}
     raise ValueError(f"no parameter table for chapter {chapter!r}; known: {chapters()}")
 
 
