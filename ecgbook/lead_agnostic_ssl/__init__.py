@@ -50,7 +50,8 @@ Modules (a package, one job each): :mod:`.objectives` (lead layout, per-sample r
 losses), :mod:`.corpus` (the mixed-lead corpus), :mod:`.pretrain` (pre-training and its
 throughput), :mod:`.downstream` (probes, fine-tuning, paired rows, the crop-level leak),
 :mod:`.identification` (gallery/probe identification), :mod:`.arcface` (the ``paper``-only
-official identification protocol), :mod:`.cli` (``python -m ecgbook.lead_agnostic_ssl``); every
+official identification protocol), :mod:`.comparison` (the methods of the side-by-side comparison,
+:mod:`ecgbook.comparison`), :mod:`.cli` (``python -m ecgbook.lead_agnostic_ssl``); every
 public name is imported here.
 """
 from __future__ import annotations
@@ -118,7 +119,20 @@ from .cli import (  # noqa: F401
     main,
 )
 
+from .comparison import (  # noqa: F401
+    BUDGET_KEYS,
+    OBJECTIVE,
+    W2VPretraining,
+    W2VProbe,
+    W2VFineTune,
+)
+
 __all__ = [
+    "BUDGET_KEYS",
+    "OBJECTIVE",
+    "W2VPretraining",
+    "W2VProbe",
+    "W2VFineTune",
     "FS",
     "LEAD_SUBSETS",
     "METHODS",

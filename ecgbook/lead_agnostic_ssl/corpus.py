@@ -74,13 +74,21 @@ def pairs_of(signal: np.ndarray, max_pairs: int | None = None) -> np.ndarray:
     return np.stack([signal[:, s:s + PAIR] for s in starts]).astype(np.float32)
 
 
+def _ptbxl_arrays(X, ecg_id, patient_id):
+    X = np.asarray(X, np.float32)
+    if X.ndim != 3 or X.shape[1:] != (len(STANDARD_LEADS), PAIR) or len(ecg_id) != len(X) \
+            or len(patient_id) != len(X):
+        raise ValueError(f"build_corpus: ptbxl_data must be (X (records, 12, {PAIR}) mV at {FS} Hz, ecg_id (records,), "
+                         f"patient_id (records,)); got X {X.shape}, {len(ecg_id)} ecg_id, {len(patient_id)} patient_id")
+    return (X, np.array([f"ptbxl:{int(i)}" for i in ecg_id]), np.array([f"ptbxl:{int(p)}" for p in patient_id]),
+            list(STANDARD_LEADS))
+
+
 def _ptbxl_part(max_records):
     db = PTBXL(fs=FS, max_records=max_records)
     task = db.task("all")
     train = task.split("train")           # folds 1-8 only: 9 and 10 never enter pre-training
-    return (np.asarray(task.X[train], np.float32), np.array([f"ptbxl:{i}" for i in task.ecg_id[train]]),
-            np.array([f"ptbxl:{int(p)}" for p in task.patient_id[train]]), list(STANDARD_LEADS),
-            task.manifest_hash)
+    return (*_ptbxl_arrays(task.X[train], task.ecg_id[train], task.patient_id[train]), task.manifest_hash)
 
 
 def _cinc_part(max_records, max_pairs_per_record):
@@ -116,7 +124,8 @@ def _mitdb_part(max_pairs_per_record):
 
 def build_corpus(sources=("ptbxl", "cinc2017", "mitdb"), *, ptbxl_records: int | None = None,
                  cinc_records: int | None = None, cinc_pairs_per_record: int | None = None,
-                 mitdb_pairs_per_record: int | None = None, cache: bool = True) -> Corpus:
+                 mitdb_pairs_per_record: int | None = None, cache: bool = True,
+                 ptbxl_data: tuple | None = None) -> Corpus:
     """The mixed-lead pre-training corpus, cached in ``<data>/cache/lassl-corpus-<hash>/``.
 
     ``ptbxl``: folds 1-8 of the PTB-XL records present (12 leads, one pair per 10-s record);
@@ -124,11 +133,31 @@ def build_corpus(sources=("ptbxl", "cinc2017", "mitdb"), *, ptbxl_records: int |
     consecutive 10-s windows); ``mitdb``: MIT-BIH DS1 records only (two leads at their place,
     ``MLII`` as II, 360 → 100 Hz). The ``*_records`` / ``*_pairs_per_record`` caps make smaller
     corpora. Under DDP call it inside :func:`ecgbook.distributed.main_first`. The cache is written
-    atomically (``.part`` files renamed). Raises ``ValueError`` for an unknown source.
+    atomically (``.part`` files renamed).
+
+    ``ptbxl_data``: the PTB-XL part given explicitly instead of folds 1-8 of ``ptbxl_records``, as
+    ``(X (records, 12, 1000) mV at 100 Hz, ecg_id (records,), patient_id (records,))`` (e.g. the
+    pre-training folds 1-6 of :class:`ecgbook.comparison.ComparisonData`); then only the other
+    sources are cached and the PTB-XL pairs are put first, as with ``ptbxl_records``.
+
+    Raises ``ValueError`` for an unknown source, for ``ptbxl_data`` of the wrong shapes, or given
+    together with ``ptbxl_records`` or without ``"ptbxl"`` in ``sources``.
     """
     unknown = set(sources) - {"ptbxl", "cinc2017", "mitdb"}
     if unknown:
         raise ValueError(f"unknown corpus source(s) {sorted(unknown)}")
+    if ptbxl_data is not None:
+        if "ptbxl" not in sources or ptbxl_records is not None:
+            raise ValueError("build_corpus: ptbxl_data replaces ptbxl_records and needs 'ptbxl' in sources")
+        X, rec, pat, lead_names = _ptbxl_arrays(*ptbxl_data)
+        parts = [Corpus(X, rec, pat, np.array(["PTB-XL"] * len(X)), {"PTB-XL": lead_names})]
+        others = tuple(s for s in sources if s != "ptbxl")
+        if others:
+            parts.append(build_corpus(others, cinc_records=cinc_records, cinc_pairs_per_record=cinc_pairs_per_record,
+                                      mitdb_pairs_per_record=mitdb_pairs_per_record, cache=cache))
+        return Corpus(np.concatenate([np.asarray(p.X) for p in parts]), np.concatenate([p.recording for p in parts]),
+                      np.concatenate([p.patient for p in parts]), np.concatenate([p.source for p in parts]),
+                      {k: v for p in parts for k, v in p.leads.items()})
     key = json.dumps([sorted(sources), ptbxl_records, cinc_records, cinc_pairs_per_record, mitdb_pairs_per_record, 1])
     folder = config.data_dir() / "cache" / f"lassl-corpus-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
     if cache and (folder / "meta.json").is_file():

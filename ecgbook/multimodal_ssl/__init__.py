@@ -16,7 +16,8 @@ Facts about the official code (UARK-AICV/ECG_SSL_12Lead) are cited ``file:line``
 
 Modules (a package, as every technique): :mod:`.method` (views, encoders, pre-training,
 classifiers, gate weights, threshold optimism), :mod:`.experiments` (the chapter's linear-probe
-and fine-tuning runs as result rows) and :mod:`.challenge2020` (the ``paper``-only protocol);
+and fine-tuning runs as result rows), :mod:`.challenge2020` (the ``paper``-only protocol) and
+:mod:`.comparison` (the methods of the side-by-side comparison, :mod:`ecgbook.comparison`);
 every public name is imported here.
 """
 from __future__ import annotations
@@ -69,7 +70,18 @@ from .experiments import (  # noqa: F401
     embedding_2d,
 )
 
+from .comparison import (  # noqa: F401
+    BUDGET_KEYS,
+    DinoEncoders,
+    DinoProbe,
+    DinoGateFineTune,
+)
+
 __all__ = [
+    "BUDGET_KEYS",
+    "DinoEncoders",
+    "DinoProbe",
+    "DinoGateFineTune",
     "PROBE_CS",
     "PAIRS",
     "SPLIT",
