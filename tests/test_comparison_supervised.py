@@ -18,6 +18,15 @@ CELLS = grid_cells([0.5, 1.0], [12, 1], [0])
 TEST_FOLD = 10
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models and batches: one torch thread is faster than two on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def data() -> ComparisonData:
     return ComparisonData.from_task(PTBXL(fs=100, max_records=300).task("superdiagnostic"))
@@ -41,7 +50,7 @@ def _check_grid(grid, data, name):
 
 
 def test_mrmnet_runs_the_grid_on_the_lead_sets_channels(data):
-    data = _few_per_fold(data, 10)
+    data = _few_per_fold(data, 8)
     method = mrm.method(epochs=1, batch_size=64, lr=1e-3)
     assert (method.name, method.family, method.lead_input) == ("mrmnet", "supervised", "lead set")
     built = []
@@ -146,7 +155,7 @@ def test_transfer_method_rejects_bad_arguments():
 def test_supervised_method_passes_its_loss(data):
     """SupervisedMethod's loss_fn reaches the training loop (MRM-Net's mutual loss parts are logged)."""
     m = comparison.SupervisedMethod("plain", mrm.build, epochs=1, batch_size=64, lr=1e-3)
-    data = _few_per_fold(data, 10)
+    data = _few_per_fold(data, 8)
     split = data.split(TEST_FOLD)
     run = m.run(data, split, data.labelled(split, 0.5), Cell(0.5, 1, 0))
     assert "train_kl" not in run.history[0] and "train_loss" in run.history[0]
