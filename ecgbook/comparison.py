@@ -204,17 +204,19 @@ class SupervisedMethod(Method):
     AUROC, max over 2.5-s windows with 50 % overlap), input standardised per lead with the labelled
     training records' statistics.
 
-    ``build(n_leads, n_classes) -> nn.Module``; ``epochs``, ``batch_size``, ``lr``, ``patience`` as in
-    :func:`~ecgbook.protocol.train_and_test`.
+    ``build(n_leads, n_classes) -> nn.Module``; ``epochs``, ``batch_size``, ``lr``, ``patience`` and
+    ``loss_fn`` (``None``: BCE on the logits) as in :func:`~ecgbook.protocol.train_and_test`.
     """
 
     family = "supervised"
     lead_input = "lead set"
 
     def __init__(self, name: str, build: Callable[[int, int], nn.Module], *, epochs: int, batch_size: int, lr: float,
-                 patience: int | None = None, chapter: str = "", description: str = ""):
+                 patience: int | None = None, loss_fn: Callable | None = None, chapter: str = "",
+                 description: str = ""):
         self.name, self.build, self.chapter, self.description = name, build, chapter, description
         self.epochs, self.batch_size, self.lr, self.patience = int(epochs), int(batch_size), float(lr), patience
+        self.loss_fn = loss_fn
 
     def run(self, data: ComparisonData, split: Split, train: np.ndarray, cell: Cell) -> MethodRun:
         rows = lead_indices(cell.lead_names)
@@ -223,7 +225,8 @@ class SupervisedMethod(Method):
                                   data.fs, what=f"{self.name} on test fold {split.test_fold}")
         t0 = time.perf_counter()
         out = train_and_test(lambda: self.build(len(rows), len(data.classes)), prepared, epochs=self.epochs,
-                             batch_size=self.batch_size, lr=self.lr, seed=cell.seed, patience=self.patience)
+                             batch_size=self.batch_size, lr=self.lr, seed=cell.seed, patience=self.patience,
+                             loss_fn=self.loss_fn)
         return MethodRun(out.val_scores, out.test_scores, out.fit.history, out.fit.best_epoch, self.epochs,
                          time.perf_counter() - t0, out.fit.samples_per_s)
 

@@ -8,7 +8,9 @@ shared one (:mod:`ecgbook.protocol`).
 
 Modules (a package, as every technique): :mod:`.experiments` (the per-epoch test diagnostic that
 never selects, the reuse of the baseline chapter's runs, and what the released selection criterion
-would have reported); every public name is imported here.
+would have reported) and :mod:`.comparison` (MRM-Net as a method of the side-by-side comparison,
+:mod:`ecgbook.comparison`; imported from there, ``ecgbook.mrmnet.comparison.method``); every public
+name of :mod:`.experiments` is imported here.
 """
 from __future__ import annotations
 

@@ -21,8 +21,9 @@ chapter uses:
   (:func:`mitdb_beat_set`, :func:`cap_per_class`, :class:`BeatSet`, :data:`BEAT_CLASSES`).
 
 Modules (a package, as every technique): :mod:`.method` (the choice of depth inside each fold,
-:func:`select_tap` and :func:`cross_validate_selected_tap`); the pieces above are imported here
-from their layers, with every public name.
+:func:`select_tap` and :func:`cross_validate_selected_tap`) and :mod:`.comparison` (the technique
+adapted to 12-lead PTB-XL as a method of the side-by-side comparison, :mod:`ecgbook.comparison`;
+imported from there); the pieces above are imported here from their layers, with every public name.
 """
 from __future__ import annotations
 
