@@ -25,7 +25,8 @@ Layers, lowest first; each module imports only its own layer and the ones before
 10. ``techniques side by side``: :mod:`~ecgbook.side_by_side`, the comparison chapter's package:
     it gathers the methods of every technique through :mod:`~ecgbook.comparison` (the only module
     that imports several techniques).
-11. ``book``: :mod:`~ecgbook.profiles`, :mod:`~ecgbook.pages`, :mod:`~ecgbook.edition`,
+11. ``book``: :mod:`~ecgbook.profiles`, :mod:`~ecgbook.pages`, :mod:`~ecgbook.claims` (the pages'
+    sentences checked against their results files), :mod:`~ecgbook.edition`,
     :mod:`~ecgbook.exercises`, :mod:`~ecgbook.book` (the runner).
 """
 __version__ = "0.1.0"

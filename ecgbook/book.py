@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from . import config
+from . import claims, config
 
 #: Files of the book copied into the staging folder as they are.
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
@@ -433,9 +433,14 @@ def build_html(stage: Path, dest: Path, allow_unexecuted: bool = False, edition:
     (:func:`ecgbook.edition.student_copy`, in ``<stage>.student``) and checks that the HTML holds
     none (``RuntimeError`` naming the pages otherwise).
 
+    Before the build, the prose of every page is checked against its results file
+    (:func:`ecgbook.claims.check_stage`: record counts, folds, label fractions, what ran, the
+    directions of paired differences).
+
     Raises ``RuntimeError`` naming each chapter that has not been executed into ``stage`` by a
     finished run of the profile ``stage.name`` (no ``ecgbook_run: {status: ok}`` mark, a failed or
-    interrupted run, another profile), or when the build fails or emits a Sphinx warning.
+    interrupted run, another profile), each sentence of a page that its results file contradicts
+    (chapter, cell, sentence, the result), or when the build fails or emits a Sphinx warning.
     """
     root = config.project_root()
     import nbformat
@@ -466,6 +471,10 @@ def build_html(stage: Path, dest: Path, allow_unexecuted: bool = False, edition:
                            "execute them, or build with --chapters for a partial book")
     for p in placeholders:
         print(f"[ecgbook] note: {p} is shown without outputs (partial build)", flush=True)
+    contradictions = claims.check_stage(stage)
+    if contradictions:
+        raise RuntimeError(f"{len(contradictions)} sentence(s) of the pages contradict their results files "
+                           "(ecgbook.claims):\n  " + "\n  ".join(contradictions))
     publish_results(stage, stage.name)
     from . import edition as editions
 

@@ -26,7 +26,7 @@ LAYERS = [
     ("methods shared by techniques", {"ssl", "comparison"}),
     ("techniques", {"transfer", "multimodal_ssl", "mrmnet", "lead_agnostic_ssl"}),
     ("techniques side by side", {"side_by_side"}),
-    ("book", {"profiles", "pages", "edition", "exercises", "book", "__main__"}),
+    ("book", {"profiles", "pages", "claims", "edition", "exercises", "book", "__main__"}),
 ]
 # Imports that go up, each with its reason; nothing else may.
 ALLOWED_UP = {
