@@ -471,6 +471,16 @@ def best_method(rows: Sequence[Mapping], fraction: float, leads: int, *, grid: G
     return out
 
 
+def best_rows(bests: Sequence[Mapping], *, task: str = "") -> list[dict]:
+    """Result rows of the winner-vs-runner-up differences of :func:`best_method` (one per cell that has a
+    paired interval; ``evaluation: "winner vs runner-up"``), so that every interval the page prints
+    is a row of its results file."""
+    return [{"metric": "delta_macro_auroc", "evaluation": "winner vs runner-up", "model": b["best"],
+             "model_b": b["runner_up"], "value": b["margin"], "ci_low": b["low"], "ci_high": b["high"],
+             "label_fraction": b["label_fraction"], "leads": b["leads"], "significant": b["significant"],
+             "task": task} for b in bests if b.get("low") is not None]
+
+
 def verdict_text(best: Mapping) -> str:
     """One sentence for a cell of the which-method-when figure, from :func:`best_method`."""
     where = f"{100 * best['label_fraction']:g} % of the labels, {best['leads']} lead{'s' if best['leads'] != 1 else ''}"

@@ -121,7 +121,8 @@ def run_times(chapter: str, root: Path | None = None) -> pd.DataFrame:
 #: each belongs to (``chapters/<page>.md``, whose ``pages.header`` call uses that name).
 CHAPTER_PAGES = {"primer": "01_data_primer", "baseline": "02_baseline_ptbxl",
                  "transfer": "03_transfer_learning", "multimodal_ssl": "04_multimodal_ssl",
-                 "mrmnet": "05_mrmnet", "lead_agnostic_ssl": "06_lead_agnostic_ssl"}
+                 "mrmnet": "05_mrmnet", "lead_agnostic_ssl": "06_lead_agnostic_ssl",
+                 "side_by_side": "07_side_by_side"}
 
 
 def run_time_table(root: Path | None = None, *, strict: bool = False) -> pd.DataFrame:

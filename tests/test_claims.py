@@ -187,15 +187,20 @@ def test_check_stage_names_page_cell_sentence_and_result(tmp_path):
 @pytest.mark.parametrize("profile", ["classroom", "tutorial"])
 def test_the_chapters_static_text_holds_for_the_committed_runs(profile):
     """Static Markdown must hold in every profile: checked against each committed results file."""
-    checked, problems = 0, []
+    checked, problems, missing = 0, [], []
     for src in book.notebook_chapters():
         nb = jupytext.read(src)
         chapter = claims.results_chapter(nb)
         if chapter is None:
             continue
+        if not (COMMITTED / profile / f"{chapter}.json").exists():
+            missing.append(chapter)
+            continue
         checked += 1
         problems += [f"{src.name}: {c}" for c in claims.check_page(nb, results.read_results(chapter, profile, COMMITTED))]
-    assert checked == 6 and problems == [], "\n".join(problems)
+    # the side-by-side chapter's tutorial grid is meant for a GPU and has not been run yet (issue 21)
+    assert missing == ([] if profile == "classroom" else ["side_by_side"])
+    assert checked == 7 - len(missing) and problems == [], "\n".join(problems)
 
 
 def test_run_facts_of_a_committed_file():

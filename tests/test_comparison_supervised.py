@@ -64,7 +64,7 @@ def test_mrmnet_runs_the_grid_on_the_lead_sets_channels(data):
     method.build = recording
     grid = run_grid([method], data, test_folds=[TEST_FOLD], cells=CELLS)
     _check_grid(grid, data, "mrmnet")
-    assert sorted(n for n, _ in built) == [1, 12, 12]
+    assert sorted(n for n, _ in built) == [1, 1, 12, 12]  # fractions at 12 and at 1 lead
     one = next(m for n, m in built if n == 1)
     assert isinstance(one, MRMNet) and one.config.n_leads == 1 and one.config.exchange == "every_stage"
     assert next(p for p in one.parameters() if p.dim() == 3).shape[1] == 1  # the stem's first conv: 1 channel

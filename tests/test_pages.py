@@ -47,10 +47,10 @@ def test_run_time_table_in_book_order_with_the_whole_book(tmp_path):
     assert list(table.columns) == ["chapter", "classroom", "tutorial"]  # no column for smoke: never run
     assert list(table["chapter"]) == ["01 data primer", "02 baseline ptbxl", "03 transfer learning",
                                       "04 multimodal ssl", "05 mrmnet", "06 lead agnostic ssl",
-                                      "whole book (sum)"]
+                                      "07 side by side", "whole book (sum)"]
     assert table.loc[1, "classroom"] == "2.0 min on cpu (2 threads)" and table.loc[1, "tutorial"] == "36 min on cpu"
     assert table.loc[0, "tutorial"] == "not run"
-    assert table.iloc[-1]["classroom"] == "21 min" and table.iloc[-1]["tutorial"] == "not every chapter run"
+    assert table.iloc[-1]["classroom"] == "28 min" and table.iloc[-1]["tutorial"] == "not every chapter run"
 
 
 def test_run_time_table_never_sums_a_bad_file(tmp_path):
@@ -68,10 +68,10 @@ def test_run_time_table_never_sums_a_bad_file(tmp_path):
         "unreadable: written by profile 'tutorial', expected profile 'classroom'")
     assert table.loc["05 mrmnet", "tutorial"].startswith("unreadable: schema 'ecgbook.results/2'")
     assert table.loc["01 data primer", "tutorial"].startswith("unreadable: not UTF-8")
-    # the readable classroom files: 60 + 240 + 300 + 360 s; the bad ones are named and not counted
+    # the readable classroom files: 60 + 240 + 300 + 360 + 420 s; the bad ones are named and not counted
     assert table.loc["whole book (sum)", "classroom"] == (
-        "≥ 16 min: 02 baseline ptbxl, 03 transfer learning unreadable, not counted")
-    assert table.loc["whole book (sum)", "tutorial"] == "≥ 40 min: 01 data primer, 05 mrmnet unreadable, not counted"
+        "≥ 23 min: 02 baseline ptbxl, 03 transfer learning unreadable, not counted")
+    assert table.loc["whole book (sum)", "tutorial"] == "≥ 50 min: 01 data primer, 05 mrmnet unreadable, not counted"
     with pytest.raises(ResultsError, match="primer.json: not UTF-8") as info:  # the first in book order
         pages.run_time_table(tmp_path, strict=True)
     assert info.value.path == tmp_path / "tutorial" / "primer.json"

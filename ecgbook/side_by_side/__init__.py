@@ -32,11 +32,15 @@ def load_data(P: Mapping) -> ComparisonData:
     return ComparisonData.from_task(PTBXL(fs=100, max_records=P["max_records"]).task(P["task"]))
 
 
-def build_methods(P: Mapping) -> list[Method]:
+def build_methods(P: Mapping, *, dino_budget: Mapping, w2v_budget: Mapping) -> list[Method]:
     """The methods of ``P["methods"]`` (names of :data:`METHOD_GROUPS`) with the profile's budgets;
     with ``P["controls"]``, each pre-trained method's random-initialisation control too. The
-    baseline ``resnet1d_wang`` comes first. Raises ``ValueError`` for an unknown group or a run
-    without the baseline (every difference is measured against it)."""
+    baseline ``resnet1d_wang`` comes first.
+
+    ``dino_budget`` / ``w2v_budget``: the parameters of the multimodal (04) and lead-agnostic (06)
+    chapters in the same profile, for every budget setting this chapter does not set itself (its
+    ``dino_*`` / ``w2v_*`` parameters and ``cinc_records`` override theirs). Raises ``ValueError`` for
+    an unknown group or a run without the baseline (every difference is measured against it)."""
     unknown = [g for g in P["methods"] if g not in METHOD_GROUPS]
     if unknown:
         raise ValueError(f"build_methods: unknown method group(s) {unknown}; expected some of {METHOD_GROUPS}")
@@ -48,19 +52,23 @@ def build_methods(P: Mapping) -> list[Method]:
         if group not in P["methods"]:
             continue
         if group == "resnet1d_wang":
-            out.append(comparison.baseline(epochs=P["epochs"], batch_size=P["batch_size"], lr=P["lr"]))
+            found = [comparison.baseline(epochs=P["epochs"], batch_size=P["batch_size"], lr=P["lr"])]
         elif group == "mrmnet":
-            out.append(mrmnet.method(epochs=P["epochs"], batch_size=P["batch_size"], lr=P["mrmnet_lr"]))
+            found = [mrmnet.method(epochs=P["epochs"], batch_size=P["batch_size"], lr=P["mrmnet_lr"])]
         elif group == "transfer_2d":
-            out += transfer.methods(image_size=P["image_size"], controls=P["controls"])
+            found = [transfer.method(P["image_size"], P["batch_size"]), transfer.control(P["image_size"], P["batch_size"])]
         elif group == "dino":
-            out += multimodal.methods(size=P["dino_size"], pretrain_epochs=P["dino_pretrain_epochs"],
-                                      finetune_epochs=P["dino_finetune_epochs"], batch_size=P["batch_size"],
-                                      controls=P["controls"])
-        elif group == "w2v":
-            out += lead_agnostic.methods(size=P["w2v_size"], pretrain_epochs=P["w2v_pretrain_epochs"],
-                                         finetune_epochs=P["w2v_finetune_epochs"], batch_size=P["batch_size"],
-                                         cinc_records=P["cinc_records"], controls=P["controls"])
+            budget = {k: dino_budget[k] for k in multimodal.BUDGET_KEYS}
+            budget.update(encoder_size=P["dino_size"], pretrain_epochs=P["dino_pretrain_epochs"],
+                          ft_epochs=P["dino_finetune_epochs"])
+            found = multimodal.methods(**budget)
+        else:
+            budget = {k: w2v_budget[k] for k in lead_agnostic.BUDGET_KEYS}
+            budget.update(size=P["w2v_size"], pretrain_epochs=P["w2v_pretrain_epochs"],
+                          finetune_epochs=P["w2v_finetune_epochs"], cinc_records=P["cinc_records"])
+            found = lead_agnostic.methods(**budget)
+        controls = {m.control for m in found if m.control}
+        out += [m for m in found if P["controls"] or m.name not in controls]
     return out
 
 
@@ -134,8 +142,30 @@ def leaderboard_caption(doc: Mapping) -> str:
 
 
 def leak_table(leaks: Sequence[Mapping]) -> pd.DataFrame:
-    """The leak rows (:func:`~.leaks.leak_rows`) as the page's table."""
-    return pd.DataFrame(list(leaks))
+    """The leak rows (:func:`~.leaks.leak_rows`) as the page's table: per leak and chapter, the metric
+    under the honest and under the leaky protocol, the effect (leaky − honest, with its interval or
+    seed range where the source has one), the records, and the source run's health."""
+    out = []
+    for r in leaks:
+        if r.get("status") != "measured":
+            out.append({"leak": r["leak"], "chapter": r["chapter"], "metric": r.get("metric") or "–",
+                        "honest": "–", "leaky": "–", "effect": "not run in this profile", "records": None,
+                        "source run": "–"})
+            continue
+        effect = f"{r['effect']:+.3f}"
+        if r.get("effect_low") is not None:
+            effect += f" [{r['effect_low']:+.3f}, {r['effect_high']:+.3f}]"
+            if r.get("interval") and "95" not in str(r["interval"]):
+                effect += f" ({r['interval']})"
+        health_tags = r.get("health")
+        out.append({"leak": r["leak"], "chapter": r["chapter"], "metric": r["metric"].replace("_", " "),
+                    "honest": f"{r['honest']}: {r['honest_value']:.3f}", "leaky": f"{r['leaky']}: {r['leaky_value']:.3f}",
+                    "effect": effect, "records": r.get("n"),
+                    "source run": (", ".join(t.lower() for t in health_tags) if isinstance(health_tags, list) and health_tags
+                                   else "passed" if isinstance(health_tags, list) else "no health checks")})
+    out = pd.DataFrame(out)
+    out["records"] = out["records"].astype("Int64")
+    return out
 
 
 def learned_markdown(doc: Mapping) -> str:

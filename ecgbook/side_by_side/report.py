@@ -221,7 +221,8 @@ def summary_markdown(rows: Sequence[Mapping], bests: Sequence[Mapping], *, basel
         if not above and not below and here:
             parts.append(f"No method differs significantly from {baseline} here.")
         if blocked:
-            parts.append("No conclusion for " + ", ".join(blocked) + " (a run failed a health check).")
+            parts.append(f"No conclusion against {baseline} for " + ", ".join(blocked)
+                         + " (a run of the method or of the baseline in this cell failed a health check).")
         lines.append("- " + " ".join(parts))
     return "\n".join(lines)
 
@@ -239,7 +240,10 @@ def cost_table(rows: Sequence[Mapping], parameters: Mapping[str, int | None], pr
                     "pre-training s": round(pre["seconds"]) if pre.get("seconds") else None,
                     "training s (all runs)": round(sum(float(r.get("seconds") or 0) for r in mine)),
                     "samples/s": round(float(np.mean(rates))) if rates else None, "device": device})
-    return pd.DataFrame(out)
+    out = pd.DataFrame(out)
+    for col in ("parameters", "pre-training s", "samples/s"):
+        out[col] = out[col].astype("Int64")
+    return out
 
 
 __all__ = ["FAMILY_COLOURS", "MARKS", "cell_label", "cells_of", "cost_table", "details", "leaderboard",
