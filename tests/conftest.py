@@ -35,3 +35,15 @@ def challenge_samples() -> Path:
     if not path.is_dir():
         pytest.fail(f"Challenge-format sample records missing at {path}")
     return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op torch thread for the test (restored after): tiny models and batches run many times
+    faster than with two threads contending on a shared 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -18,13 +18,8 @@ CELLS = grid_cells([0.5, 1.0], [12, 1], [0])
 TEST_FOLD = 10
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models and batches: one torch thread is faster than two on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny tensors: one intra-op thread avoids the contention that makes them many times slower
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -27,13 +27,8 @@ N_CLASSES = 5
 SMALL = dict(width=8, dropout=0.0)  # a tiny model keeps every test fast on 2 CPU cores
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids thread contention that makes them many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny tensors: one intra-op thread avoids the contention that makes them many times slower
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def ceil_div(a: int, b: int) -> int:
