@@ -161,7 +161,7 @@ def plot_which_method(bests: Sequence[Mapping], families: Mapping[str, str]):
     fractions = sorted({float(b["label_fraction"]) for b in bests})
     leads = sorted({int(b["leads"]) for b in bests}, reverse=True)
     by_cell = {(float(b["label_fraction"]), int(b["leads"])): b for b in bests}
-    fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.85 * len(leads)), dpi=120)
+    fig, ax = plt.subplots(figsize=(6.4, 0.9 + 1.1 * len(leads)), dpi=120)
     for i, n in enumerate(leads):
         for j, f in enumerate(fractions):
             b = by_cell.get((f, n))
@@ -171,15 +171,16 @@ def plot_which_method(bests: Sequence[Mapping], families: Mapping[str, str]):
                 colour, text = "#d9d9d9", "no healthy run"
             elif b["significant"] or b["runner_up"] is None:
                 colour = FAMILY_COLOURS.get(families.get(b["best"], ""), "#999999")
-                margin = f"\n+{b['margin']:.3f} over {b['runner_up']}" if b["runner_up"] else "\n(only healthy method)"
+                margin = f"\n+{b['margin']:.3f} over\n{b['runner_up']}" if b["runner_up"] else "\n(only healthy method)"
                 text = f"{b['best']}{margin}"
             else:
                 colour = "#d9d9d9"
                 tied = [b["best"], *b["tied"]]
-                text = "no significant difference:\n" + ", ".join(tied[:3]) + (f" +{len(tied) - 3}" if len(tied) > 3 else "")
+                text = ("no significant difference:\n" + "\n".join(tied[:2])
+                        + (f"\n+{len(tied) - 2} more (listed below)" if len(tied) > 2 else ""))
             ax.add_patch(plt.Rectangle((j, i), 1, 1, facecolor=colour, edgecolor="white", lw=2,
                                        alpha=0.35 if colour not in ("#f0f0f0", "#d9d9d9") else 1.0))
-            ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=7, wrap=True)
+            ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=6.5 if len(fractions) > 2 else 7)
     ax.set_xlim(0, len(fractions))
     ax.set_ylim(len(leads), 0)
     ax.set_xticks(np.arange(len(fractions)) + 0.5, [f"{100 * f:g} % labels" for f in fractions])
